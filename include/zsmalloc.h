@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libzsmalloc: a userspace zsmalloc.
+ *
+ * Objects of 1..4096 bytes are packed into size classes 16 bytes apart
+ * inside multi-page "zspages"; objects may straddle page boundaries. Callers
+ * hold *handles*, not pointers, so compaction and page migration can move
+ * live objects and give whole pages back to the operating system.
+ *
+ * Error convention: calls that allocate return 0 and set errno; other calls
+ * return 0 or a negative errno. A handle that is not live (never allocated,
+ * freed already, forged, or stale) is reported on stderr with the pool's name
+ * and aborts the process, like glibc's double-free check, unless the pool was
+ * created with ZS_POOL_RETURN_ERRORS: then the call fails (-EBADF, or NULL
+ * with errno EBADF), the event is counted in zs_pool_stats.invalid_handles,
+ * and nothing else changes.
+ *
+ * Concurrency. Every call may run concurrently with every other call on the
+ * same pool, from any number of threads, with these exceptions:
+ *
+ *   call                         | may run concurrently with
+ *   -----------------------------+-----------------------------------------
+ *   zs_create_pool[_ex]          | everything (it touches no shared pool)
+ *   zs_destroy_pool              | nothing on that pool: the caller makes
+ *                                | sure no other call is in flight or follows
+ *   zs_malloc, zs_free,          | everything, including zs_compact and
+ *   zs_free_deferred             | zs_defrag; on *different* handles
+ *   zs_obj_read_begin/_end,      | everything; several readers of the same
+ *   zs_obj_write                 | handle are fine; a write racing a read or
+ *                                | free of the *same* handle is the caller's
+ *                                | data race, as with memcpy on malloc memory
+ *   zs_compact, zs_defrag        | everything; a second zs_compact on the
+ *                                | same pool returns 0 at once
+ *   statistics calls             | everything (figures are a snapshot)
+ *
+ * Between zs_obj_read_begin() and zs_obj_read_end() the object cannot move;
+ * compaction and migration skip its zspage. Keep that window short-ish: it
+ * delays compaction of that one zspage, nothing else.
+ */
+#ifndef ZSMALLOC_H
+#define ZSMALLOC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZS_PAGE_SIZE      4096
+#define ZS_MAX_ALLOC_SIZE ZS_PAGE_SIZE
+
+/* Pool flags (struct zs_pool_config.flags). */
+#define ZS_POOL_RETURN_ERRORS  (1u << 0) /* invalid handle: count + fail, don't abort */
+#define ZS_POOL_HUGEPAGES      (1u << 1) /* back arena chunks with transparent huge pages */
+#define ZS_POOL_BG_COMPACT     (1u << 2) /* compact in a background thread past a threshold */
+#define ZS_POOL_PSI_COMPACT    (1u << 3) /* also compact on memory pressure (Linux PSI) */
+#define ZS_POOL_FREE_POOL_LOCK (1u << 4) /* zs_free through the pool-wide lock (pre-seed-000
+                                            path; kept for side-by-side benchmarks) */
+
+struct zs_pool;
+
+struct zs_pool_config {
+	size_t   max_pages;   /* limit on backing pages; 0 = no limit */
+	unsigned chain_size;  /* max pages per zspage, 1..16; 0 = default (8) */
+	unsigned flags;       /* ZS_POOL_* */
+	/* Background compaction: compact when at least this many pages could be
+	 * freed; 0 = default (256 pages, 1 MiB). Only with ZS_POOL_BG_COMPACT. */
+	size_t   compact_threshold;
+	/* Deferred free: handles per per-thread buffer (0 = 1024) and number of
+	 * spare buffers preallocated per pool (0 = 4 per CPU; set
+	 * ZS_DEFERRED_NO_SPARES for none, which makes every full buffer free
+	 * synchronously). */
+	unsigned deferred_buffer_size;
+	unsigned deferred_spares;
+};
+
+#define ZS_DEFERRED_NO_SPARES (~0u)
+
+struct zs_pool_stats {
+	unsigned long pages_compacted;  /* pages freed by compaction so far */
+	/* more fields may follow */
+	unsigned long pages_allocated;  /* pages in zspages now (= zs_get_total_pages) */
+	unsigned long pages_max;        /* high-water mark of pages_allocated */
+	unsigned long objs_allocated;   /* object places in all zspages */
+	unsigned long objs_used;        /* live objects */
+	unsigned long pages_migrated;   /* pages moved by migration so far */
+	unsigned long pages_resident;   /* arena pages that may hold memory: in zspages,
+	                                   or freed but not yet returned to the OS */
+	unsigned long chunks_committed; /* 2 MiB arena chunks mapped now */
+	unsigned long chunks_released;  /* chunks given back to the OS so far */
+	unsigned long metadata_bytes;   /* descriptors, handle table, page table */
+	unsigned long invalid_handles;  /* reported invalid handles (RETURN_ERRORS) */
+	unsigned long compactions;      /* zs_compact runs that did work */
+	unsigned long deferred_queued;  /* handles queued by zs_free_deferred */
+	unsigned long deferred_drained; /* queued handles freed by the drain side */
+	unsigned long deferred_sync;    /* zs_free_deferred calls that freed synchronously */
+	unsigned long deferred_batches; /* buffers drained */
+};
+
+/* Per-class figures; the columns of the kernel's debugfs "classes" file. */
+#define ZS_NR_FULLNESS_COLUMNS 11 /* 10%, 20%, ... 90%, 99%, 100% */
+struct zs_class_stats {
+	unsigned int  index;            /* class index (as in obj) */
+	unsigned int  size;             /* object size including the 8-byte header */
+	unsigned long zspages[ZS_NR_FULLNESS_COLUMNS]; /* zspages per fullness column */
+	unsigned long obj_allocated;
+	unsigned long obj_used;
+	unsigned long pages_used;
+	unsigned int  pages_per_zspage;
+	unsigned int  objs_per_zspage;
+	unsigned long freeable;         /* pages compaction could free */
+};
+
+enum zs_stats_format { ZS_STATS_TEXT = 0, ZS_STATS_JSON = 1 };
+
+/* Pools. NULL + errno (ENOMEM, EINVAL for a bad config) on failure. */
+struct zs_pool *zs_create_pool(const char *name);
+struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_pool_config *config);
+/* Frees everything, live objects included. See the table above. */
+void zs_destroy_pool(struct zs_pool *pool);
+
+/*
+ * Returns a handle (never 0), or 0 with errno EINVAL (size 0), E2BIG
+ * (size > ZS_MAX_ALLOC_SIZE) or ENOMEM (no memory, or max_pages reached);
+ * on failure nothing changed.
+ */
+unsigned long zs_malloc(struct zs_pool *pool, size_t size);
+/* Frees a live handle; 0 is ignored. Takes no pool-wide lock. */
+void zs_free(struct zs_pool *pool, unsigned long handle);
+
+/*
+ * Queue a handle to be freed by the pool's drain thread. Never blocks on a
+ * lock; frees synchronously when no empty buffer is available. Invalid
+ * handles are reported when they are freed (at the latest).
+ */
+void zs_free_deferred(struct zs_pool *pool, unsigned long handle);
+/* Returns once every handle queued before the call, by any thread, is freed. */
+void zs_free_deferred_flush(struct zs_pool *pool);
+
+/*
+ * Work items for a layer above (a store freeing a slot's bookkeeping
+ * together with its handle): zs_free_deferred_cookie() queues (handle,
+ * cookie) through the same per-thread buffers; the drain side frees handle
+ * (when non-zero) and then calls the pool's hook with both. A synchronous
+ * fallback calls the hook from the caller's thread. Set the hook before the
+ * first deferred free of the pool (-EBUSY after); it runs with no pool lock
+ * held and must not call zs_free_deferred_flush().
+ */
+typedef void (*zs_deferred_hook)(void *ctx, unsigned long handle, unsigned long cookie);
+int zs_pool_set_deferred_hook(struct zs_pool *pool, zs_deferred_hook hook, void *ctx);
+void zs_free_deferred_cookie(struct zs_pool *pool, unsigned long handle, unsigned long cookie);
+
+/*
+ * Returns a pointer to the object's first mem_len bytes, valid until
+ * zs_obj_read_end(). local_copy must hold mem_len bytes; it is used (and
+ * returned) only when the object straddles two non-adjacent pages. The object
+ * cannot move meanwhile. NULL with errno EINVAL when mem_len exceeds the
+ * object's capacity, EBADF for an invalid handle (ZS_POOL_RETURN_ERRORS).
+ */
+void *zs_obj_read_begin(struct zs_pool *pool, unsigned long handle, size_t mem_len,
+			void *local_copy);
+void zs_obj_read_end(struct zs_pool *pool, unsigned long handle, size_t mem_len,
+		     void *handle_mem);
+/*
+ * Copies mem_len bytes in. 0, or -EINVAL when mem_len exceeds what the object
+ * holds (its size rounded up to its class), -EBADF for an invalid handle.
+ */
+int zs_obj_write(struct zs_pool *pool, unsigned long handle, const void *src, size_t mem_len);
+
+/* Objects of this size or more are stored one per page (the kernel's value). */
+size_t zs_huge_class_size(struct zs_pool *pool);
+/* Backing pages currently held in zspages. */
+unsigned long zs_get_total_pages(struct zs_pool *pool);
+/* Index of the class that serves objects of 'size' bytes (header not added). */
+unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int size);
+
+void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *stats);
+/*
+ * Figures of the i-th distinct (merged) class, i in 0..zs_class_count()-1,
+ * in ascending size; out->index is its index in the kernel's table. Returns
+ * 0, or -ENOENT when i is out of range.
+ */
+int zs_class_stats(struct zs_pool *pool, unsigned int index, struct zs_class_stats *out);
+unsigned int zs_class_count(struct zs_pool *pool);
+/*
+ * Writes the per-class table (kernel debugfs format, or JSON) into buf, like
+ * snprintf: returns the length the whole text needs, excluding the NUL.
+ */
+int zs_pool_stats_dump(struct zs_pool *pool, enum zs_stats_format format, char *buf,
+		       size_t size);
+
+/*
+ * Moves objects from the emptiest zspages of each class into the fullest and
+ * frees emptied zspages. Returns the pages freed (also added to
+ * pages_compacted). Drops its locks between small batches and skips zspages
+ * that readers hold. Only one runs per pool at a time (others return 0).
+ */
+unsigned long zs_compact(struct zs_pool *pool);
+/* Pages compaction could free now. */
+unsigned long zs_compactable_pages(struct zs_pool *pool);
+/*
+ * Migrates in-use pages out of sparsely used arena chunks into lower ones so
+ * whole 2 MiB chunks go back to the OS. Returns the pages migrated.
+ */
+unsigned long zs_defrag(struct zs_pool *pool);
+/* Returns freed-but-cached arena pages and empty chunks to the OS now. */
+void zs_pool_trim(struct zs_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZSMALLOC_H */

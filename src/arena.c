@@ -1,0 +1,514 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * arena.c: backing memory.
+ *
+ * A pool reserves one large virtual range (PROT_NONE, MAP_NORESERVE: costs
+ * no memory) and maps it in 2 MiB chunks as zspages need pages. A page's
+ * frame number (pfn) is its index in the range. A parallel array, pdesc,
+ * holds each page's zspage (RCU-published), the analogue of struct page.
+ *
+ * Freed pages first go to a small cache of resident pages (reused without
+ * a page fault); past ARENA_CACHE_PAGES the oldest are given back to the OS
+ * with madvise(MADV_DONTNEED), in batches, outside the arena lock. A chunk
+ * whose pages are all free is unmapped as a unit. With ZS_POOL_HUGEPAGES the
+ * chunks are backed by transparent huge pages and single pages are not
+ * madvised (that would split the huge page): whole chunks are released,
+ * and zs_defrag() is what empties sparsely used ones.
+ *
+ * Allocation takes the lowest free pages, preferring a contiguous run so
+ * that objects straddling two pages can be read in place.
+ *
+ * Locking: arena->lock (a leaf) protects the chunk table, the cache and the
+ * counters. System calls that free memory run outside it: their pages are
+ * "in transit", owned by the calling thread, and appear in no free list.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+#define CHUNK_BYTES ((size_t)1 << ZS_CHUNK_SHIFT)
+
+/* ------------------------------------------------------------------ */
+/* OS layer                                                            */
+
+void *vm_reserve(size_t bytes, size_t align)
+{
+	size_t len = bytes + (align > ZS_PAGE_SIZE ? align : 0);
+	char *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *start;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	if (align <= ZS_PAGE_SIZE)
+		return p;
+	start = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+	if (start > p)
+		munmap(p, (size_t)(start - p));
+	if (p + len > start + bytes)
+		munmap(start + bytes, (size_t)(p + len - (start + bytes)));
+	return start;
+}
+
+void vm_unreserve(void *addr, size_t bytes)
+{
+	if (addr)
+		munmap(addr, bytes);
+}
+
+int vm_commit(void *addr, size_t bytes)
+{
+	return mprotect(addr, bytes, PROT_READ | PROT_WRITE) ? -errno : 0;
+}
+
+/* Drops the pages and makes the range inaccessible again, in one call. */
+static int vm_decommit(void *addr, size_t bytes)
+{
+	void *p = mmap(addr, bytes, PROT_NONE,
+		       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+static inline unsigned chunk_first_pfn(size_t c)
+{
+	return (unsigned)(c * ZS_CHUNK_PAGES);
+}
+
+int arena_init(struct arena *a, size_t reserve_pages, bool hugepages)
+{
+	size_t nr_chunks = (reserve_pages + ZS_CHUNK_PAGES - 1) / ZS_CHUNK_PAGES;
+
+	memset(a, 0, sizeof(*a));
+	if (nr_chunks == 0)
+		nr_chunks = 1;
+	if (nr_chunks * ZS_CHUNK_PAGES > ZS_MAX_PFN + 1)
+		nr_chunks = (ZS_MAX_PFN + 1) / ZS_CHUNK_PAGES;
+	a->nr_chunks = nr_chunks;
+	a->hugepages = hugepages;
+	a->base = vm_reserve(nr_chunks * CHUNK_BYTES, CHUNK_BYTES);
+	if (!a->base)
+		goto fail;
+	/* one pdesc page (512 pointers) per chunk */
+	a->pdesc = vm_reserve(nr_chunks * ZS_CHUNK_PAGES * sizeof(*a->pdesc), ZS_PAGE_SIZE);
+	if (!a->pdesc)
+		goto fail;
+	/* large calloc() is lazily zeroed mmap memory: untouched rows cost nothing */
+	a->chunks = calloc(nr_chunks, sizeof(*a->chunks));
+	if (!a->chunks)
+		goto fail;
+	if (pthread_mutex_init(&a->lock, NULL))
+		goto fail;
+	return 0;
+fail:
+	free(a->chunks);
+	vm_unreserve(a->pdesc, a->nr_chunks * ZS_CHUNK_PAGES * sizeof(*a->pdesc));
+	vm_unreserve(a->base, a->nr_chunks * CHUNK_BYTES);
+	memset(a, 0, sizeof(*a));
+	return -ENOMEM;
+}
+
+void arena_destroy(struct arena *a)
+{
+	if (!a->base)
+		return;
+	vm_unreserve(a->base, a->nr_chunks * CHUNK_BYTES);
+	vm_unreserve(a->pdesc, a->nr_chunks * ZS_CHUNK_PAGES * sizeof(*a->pdesc));
+	free(a->chunks);
+	pthread_mutex_destroy(&a->lock);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Maps chunk c (all its pages free). Call with the arena lock held. */
+static int chunk_map_locked(struct arena *a, size_t c)
+{
+	struct arena_chunk *ch = &a->chunks[c];
+	char *addr = a->base + c * CHUNK_BYTES;
+	int err;
+
+	if (c >= a->top) {
+		/* the chunk's pdesc page, mapped once and kept: lockless readers
+		 * may look up any pfn they ever saw */
+		err = vm_commit((char *)a->pdesc + c * ZS_PAGE_SIZE, ZS_PAGE_SIZE);
+		if (err)
+			return err;
+		a->top = c + 1;
+	}
+	err = vm_commit(addr, CHUNK_BYTES);
+	if (err)
+		return err;
+	if (a->hugepages)
+		(void)madvise(addr, CHUNK_BYTES, MADV_HUGEPAGE);
+	memset(ch->free_map, 0xff, sizeof(ch->free_map));
+	ch->nr_free = ZS_CHUNK_PAGES;
+	ch->nr_used = 0;
+	ch->state = CHUNK_MAPPED;
+	store_relaxed(&a->chunks_mapped, a->chunks_mapped + 1);
+	return 0;
+}
+
+static inline bool page_free(const struct arena_chunk *ch, unsigned i)
+{
+	return ch->free_map[i / 64] >> (i % 64) & 1;
+}
+
+static inline void take_page(struct arena *a, size_t c, unsigned i)
+{
+	struct arena_chunk *ch = &a->chunks[c];
+
+	ZS_ASSERT_INTERNAL(page_free(ch, i));
+	ch->free_map[i / 64] &= ~(1ull << (i % 64));
+	ch->nr_free--;
+	ch->nr_used++;
+}
+
+/* First run of n free pages in ch, or -1. */
+static int find_run(const struct arena_chunk *ch, unsigned n)
+{
+	unsigned run = 0;
+
+	for (unsigned i = 0; i < ZS_CHUNK_PAGES; i++) {
+		if (!(i % 64) && ch->free_map[i / 64] == 0) {
+			run = 0;
+			i += 63;
+			continue;
+		}
+		run = page_free(ch, i) ? run + 1 : 0;
+		if (run == n)
+			return (int)(i + 1 - n);
+	}
+	return -1;
+}
+
+/* Chunk c has no free page, advance the hint past full chunks. */
+static void advance_hint_locked(struct arena *a)
+{
+	while (a->hint < a->nr_chunks) {
+		struct arena_chunk *ch = &a->chunks[a->hint];
+		if (ch->state == CHUNK_UNMAPPED || (ch->state == CHUNK_MAPPED && ch->nr_free))
+			break;
+		a->hint++;
+	}
+}
+
+static void cache_push_locked(struct arena *a, uint32_t pfn)
+{
+	a->cache[(a->cache_head) % ARENA_CACHE_RING] = pfn;
+	a->cache_head = (a->cache_head + 1) % ARENA_CACHE_RING;
+	a->cache_nr++;
+}
+
+static uint32_t cache_pop_locked(struct arena *a)
+{
+	a->cache_head = (a->cache_head + ARENA_CACHE_RING - 1) % ARENA_CACHE_RING;
+	a->cache_nr--;
+	return a->cache[a->cache_head];
+}
+
+/* Removes the oldest cached page. */
+static uint32_t cache_pop_oldest_locked(struct arena *a)
+{
+	unsigned tail = (a->cache_head + ARENA_CACHE_RING - a->cache_nr) % ARENA_CACHE_RING;
+	a->cache_nr--;
+	return a->cache[tail];
+}
+
+/* Takes n pages from the chunk bitmaps, lowest first, runs preferred. */
+static int take_from_chunks_locked(struct arena *a, unsigned n, uint32_t *pfns)
+{
+	unsigned got = 0, tries = 0;
+	size_t c;
+
+	/* a contiguous run among the first few chunks that have free pages */
+	for (c = a->hint; c < a->nr_chunks && tries < 4; c++) {
+		struct arena_chunk *ch = &a->chunks[c];
+		int start;
+
+		if (ch->state == CHUNK_BUSY || ch->state == CHUNK_DRAINING)
+			continue;
+		if (ch->state == CHUNK_UNMAPPED && chunk_map_locked(a, c))
+			return -ENOMEM;
+		if (ch->nr_free == 0)
+			continue;
+		tries++;
+		if (ch->nr_free < n || (start = find_run(ch, n)) < 0)
+			continue;
+		for (unsigned i = 0; i < n; i++) {
+			take_page(a, c, (unsigned)start + i);
+			pfns[i] = chunk_first_pfn(c) + (unsigned)start + i;
+		}
+		advance_hint_locked(a);
+		return 0;
+	}
+	/* scattered lowest pages */
+	for (c = a->hint; c < a->nr_chunks && got < n; c++) {
+		struct arena_chunk *ch = &a->chunks[c];
+
+		if (ch->state == CHUNK_BUSY || ch->state == CHUNK_DRAINING)
+			continue;
+		if (ch->state == CHUNK_UNMAPPED && chunk_map_locked(a, c))
+			break;
+		for (unsigned i = 0; i < ZS_CHUNK_PAGES && got < n && ch->nr_free; i++) {
+			if (page_free(ch, i)) {
+				take_page(a, c, i);
+				pfns[got++] = chunk_first_pfn(c) + i;
+			}
+		}
+	}
+	advance_hint_locked(a);
+	if (got == n)
+		return 0;
+	/* undo: the pages were free and not resident, so just flip them back */
+	for (unsigned i = 0; i < got; i++) {
+		struct arena_chunk *ch = &a->chunks[pfn_chunk(pfns[i])];
+		unsigned p = pfns[i] % ZS_CHUNK_PAGES;
+		ch->free_map[p / 64] |= 1ull << (p % 64);
+		ch->nr_free++;
+		ch->nr_used--;
+		if (pfn_chunk(pfns[i]) < a->hint)
+			a->hint = pfn_chunk(pfns[i]);
+	}
+	return -ENOMEM;
+}
+
+int arena_alloc_pages(struct arena *a, unsigned n, uint32_t *pfns)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->cache_nr >= n) {
+		/* resident pages: no page fault, no zeroing by the kernel */
+		for (unsigned i = 0; i < n; i++) {
+			pfns[i] = cache_pop_locked(a);
+			a->chunks[pfn_chunk(pfns[i])].nr_used++;
+		}
+	} else {
+		err = take_from_chunks_locked(a, n, pfns);
+	}
+	if (!err)
+		store_relaxed(&a->pages_used, a->pages_used + n);
+	pthread_mutex_unlock(&a->lock);
+	return err;
+}
+
+int arena_alloc_page_below(struct arena *a, size_t below, uint32_t *pfn)
+{
+	int err = -ENOMEM;
+
+	pthread_mutex_lock(&a->lock);
+	for (size_t c = a->hint; c < below && c < a->nr_chunks; c++) {
+		struct arena_chunk *ch = &a->chunks[c];
+
+		if (ch->state == CHUNK_BUSY || ch->state == CHUNK_DRAINING)
+			continue;
+		if (ch->state == CHUNK_UNMAPPED && chunk_map_locked(a, c))
+			break;
+		if (!ch->nr_free)
+			continue;
+		for (unsigned i = 0; i < ZS_CHUNK_PAGES; i++) {
+			if (page_free(ch, i)) {
+				take_page(a, c, i);
+				*pfn = chunk_first_pfn(c) + i;
+				err = 0;
+				break;
+			}
+		}
+		break;
+	}
+	if (!err) {
+		store_relaxed(&a->pages_used, a->pages_used + 1);
+		advance_hint_locked(a);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return err;
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+	return (a > b) - (a < b);
+}
+
+/*
+ * Gives pages in transit back to the OS and marks them free; unmaps chunks
+ * that became entirely free. Call without the arena lock.
+ */
+static void evict(struct arena *a, uint32_t *pfns, unsigned n)
+{
+	size_t release[ARENA_CACHE_RING];
+	unsigned nr_release = 0;
+
+	qsort(pfns, n, sizeof(*pfns), cmp_u32);
+	if (!a->hugepages) {
+		for (unsigned i = 0; i < n;) {
+			unsigned j = i + 1;
+			while (j < n && pfns[j] == pfns[j - 1] + 1 &&
+			       pfn_chunk(pfns[j]) == pfn_chunk(pfns[i]))
+				j++;
+			(void)madvise(arena_page(a, pfns[i]), (size_t)(j - i) << ZS_PAGE_SHIFT,
+				      MADV_DONTNEED);
+			i = j;
+		}
+	}
+
+	pthread_mutex_lock(&a->lock);
+	for (unsigned i = 0; i < n; i++) {
+		size_t c = pfn_chunk(pfns[i]);
+		struct arena_chunk *ch = &a->chunks[c];
+		unsigned p = pfns[i] % ZS_CHUNK_PAGES;
+
+		ch->free_map[p / 64] |= 1ull << (p % 64);
+		ch->nr_free++;
+		if (c < a->hint)
+			a->hint = c;
+		if (ch->nr_free == ZS_CHUNK_PAGES &&
+		    (ch->state == CHUNK_MAPPED || ch->state == CHUNK_DRAINING)) {
+			ch->state = CHUNK_BUSY; /* no allocation from it while unmapping */
+			release[nr_release++] = c;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+
+	for (unsigned i = 0; i < nr_release; i++) {
+		size_t c = release[i];
+		int err = vm_decommit(a->base + c * CHUNK_BYTES, CHUNK_BYTES);
+
+		pthread_mutex_lock(&a->lock);
+		if (err) {
+			a->chunks[c].state = CHUNK_MAPPED; /* keep it; its pages are free */
+		} else {
+			a->chunks[c].state = CHUNK_UNMAPPED;
+			store_relaxed(&a->chunks_mapped, a->chunks_mapped - 1);
+			store_relaxed(&a->chunks_released, a->chunks_released + 1);
+		}
+		if (c < a->hint)
+			a->hint = c;
+		pthread_mutex_unlock(&a->lock);
+	}
+}
+
+void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns)
+{
+	uint32_t out[ARENA_CACHE_RING];
+	unsigned nr_out = 0;
+
+	pthread_mutex_lock(&a->lock);
+	/* pushed last-to-first so that popping returns them in order */
+	for (unsigned i = n; i-- > 0;) {
+		struct arena_chunk *ch = &a->chunks[pfn_chunk(pfns[i])];
+
+		ch->nr_used--;
+		if (ch->state == CHUNK_DRAINING)
+			out[nr_out++] = pfns[i]; /* zs_defrag() is emptying it */
+		else
+			cache_push_locked(a, pfns[i]);
+	}
+	store_relaxed(&a->pages_used, a->pages_used - n);
+	if (a->cache_nr >= ARENA_CACHE_PAGES + ZS_MAX_CHAIN) {
+		while (a->cache_nr > ARENA_CACHE_PAGES - ZS_MAX_CHAIN)
+			out[nr_out++] = cache_pop_oldest_locked(a);
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (nr_out)
+		evict(a, out, nr_out);
+}
+
+void arena_return_pages(struct arena *a, unsigned n, const uint32_t *pfns)
+{
+	uint32_t out[ZS_MAX_CHAIN];
+
+	pthread_mutex_lock(&a->lock);
+	for (unsigned i = 0; i < n; i++) {
+		a->chunks[pfn_chunk(pfns[i])].nr_used--;
+		out[i] = pfns[i];
+	}
+	store_relaxed(&a->pages_used, a->pages_used - n);
+	pthread_mutex_unlock(&a->lock);
+	evict(a, out, n);
+}
+
+void arena_trim(struct arena *a)
+{
+	uint32_t out[ARENA_CACHE_RING];
+	unsigned nr_out = 0;
+
+	pthread_mutex_lock(&a->lock);
+	while (a->cache_nr)
+		out[nr_out++] = cache_pop_oldest_locked(a);
+	pthread_mutex_unlock(&a->lock);
+	/* evict() also unmaps chunks that were left empty */
+	evict(a, out, nr_out);
+}
+
+size_t arena_defrag_victims(struct arena *a, size_t *victims, size_t max)
+{
+	size_t nr = 0, free_below = 0, consumed = 0, c;
+
+	pthread_mutex_lock(&a->lock);
+	for (c = 0; c < a->top; c++) {
+		const struct arena_chunk *ch = &a->chunks[c];
+		if (ch->state != CHUNK_BUSY)
+			free_below += ch->state == CHUNK_UNMAPPED ? ZS_CHUNK_PAGES : ch->nr_free;
+	}
+	/* top-down: chunk c is emptied if its pages and those of the victims
+	 * above it fit into the free pages below it */
+	for (c = a->top; c-- > 0 && nr < max;) {
+		const struct arena_chunk *ch = &a->chunks[c];
+		size_t here = ch->state == CHUNK_MAPPED ? ch->nr_free : 0;
+
+		if (ch->state == CHUNK_UNMAPPED)
+			here = ZS_CHUNK_PAGES;
+		free_below -= here;
+		if (ch->state != CHUNK_MAPPED || ch->nr_used == 0)
+			continue;
+		if (ch->nr_used > ZS_CHUNK_PAGES * 3 / 4)
+			continue;
+		if (consumed + ch->nr_used > free_below)
+			continue;
+		consumed += ch->nr_used;
+		victims[nr++] = c;
+	}
+	for (size_t i = 0; i < nr; i++)
+		a->chunks[victims[i]].state = CHUNK_DRAINING;
+	pthread_mutex_unlock(&a->lock);
+	return nr;
+}
+
+void arena_undrain(struct arena *a, size_t c)
+{
+	pthread_mutex_lock(&a->lock);
+	if (a->chunks[c].state == CHUNK_DRAINING)
+		a->chunks[c].state = CHUNK_MAPPED;
+	pthread_mutex_unlock(&a->lock);
+}
+
+size_t arena_metadata_bytes(struct arena *a)
+{
+	size_t top;
+
+	pthread_mutex_lock(&a->lock);
+	top = a->top;
+	pthread_mutex_unlock(&a->lock);
+	/* pdesc pages plus the touched part of the chunk table */
+	return top * ZS_PAGE_SIZE + top * sizeof(struct arena_chunk);
+}
+
+unsigned long arena_resident_pages(struct arena *a)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&a->lock);
+	n = a->pages_used + a->cache_nr;
+	if (a->hugepages) {
+		/* free pages inside a mapped THP chunk stay resident */
+		n = 0;
+		for (size_t c = 0; c < a->top; c++)
+			if (a->chunks[c].state != CHUNK_UNMAPPED)
+				n += ZS_CHUNK_PAGES;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}

@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * compact.c: zs_compact and the background compaction policy.
+ *
+ * Per class, objects move from the emptiest zspage (src) into the fullest
+ * (dst) until src is empty, then src is freed. Locks held while moving: the
+ * class lock (every obj word of the class is written under it), and src's
+ * zspage write lock, taken with a *try*: a zspage that readers hold is
+ * skipped, never waited for. dst needs no zspage lock: objects are written
+ * into its free places, which no reader can be looking at.
+ *
+ * Latency: the class lock is held for at most COMPACT_BATCH source zspages
+ * and dropped early when another thread waits for it; emptied zspages are
+ * freed after it is dropped (seed 001). One compaction runs per pool at a
+ * time. The pool-wide migrate lock is taken (write) only when the pool uses
+ * the ZS_POOL_FREE_POOL_LOCK variant of zs_free, which relies on it.
+ *
+ * Background policy (ZS_POOL_BG_COMPACT): a thread wakes every 100 ms and
+ * compacts when at least compact_threshold pages could be freed. With
+ * ZS_POOL_PSI_COMPACT it also wakes on a Linux PSI trigger on
+ * /proc/pressure/memory (when the file exists), and then compacts and
+ * returns cached pages whatever the threshold.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define COMPACT_BATCH 4 /* source zspages per class-lock hold */
+#define BG_PERIOD_MS  100
+#define PSI_TRIGGER   "some 100000 1000000" /* 100 ms stalled in a 1 s window */
+
+unsigned long class_compactable_locked(struct size_class *class)
+{
+	unsigned long wasted;
+
+	assert_held(&class->lock);
+	if (class->huge)
+		return 0;
+	wasted = class->objs_allocated - class->objs_used;
+	return wasted / class->objs_per_zspage * class->pages_per_zspage;
+}
+
+/* First zspage of the lowest (or highest) partial group. */
+static struct zspage *pick_locked(struct size_class *class, bool emptiest)
+{
+	for (int i = 1; i < ZS_FULLNESS_FULL; i++) {
+		int fg = emptiest ? i : ZS_FULLNESS_FULL - i;
+		if (!list_empty(&class->fullness_list[fg]))
+			return container_of(class->fullness_list[fg].next, struct zspage, list);
+	}
+	return NULL;
+}
+
+/* Moves src's objects into dst until one is empty or the other full. */
+static void move_objects_locked(struct zs_pool *pool, struct size_class *class,
+				struct zspage *dst, struct zspage *src)
+{
+	for (unsigned idx = 0; idx < src->bump && src->inuse; idx++) {
+		unsigned long handle = zspage_obj_handle_locked(pool, class, src, idx);
+		uint64_t old_obj, new_obj;
+		unsigned page, off;
+
+		if (!handle)
+			continue;
+		if (dst->inuse == class->objs_per_zspage)
+			break;
+		obj_location(class, idx, &page, &off);
+		old_obj = obj_encode(src->pfn[page], class->index, idx);
+		new_obj = zspage_obj_alloc_locked(pool, class, dst, handle);
+		zspage_obj_copy(pool, class, dst, obj_idx(new_obj), src, idx);
+		/* release inside: the copy is visible before the new location */
+		handle_move_locked(&pool->handles, class, handle, new_obj);
+		zspage_obj_free_locked(pool, class, src, old_obj);
+	}
+}
+
+/*
+ * One batch on one class. Returns pages freed; *progress tells whether any
+ * object moved (a batch that only met busy zspages makes none).
+ */
+static unsigned long compact_batch(struct zs_pool *pool, struct size_class *class, bool *progress)
+{
+	struct zspage *to_free[COMPACT_BATCH];
+	struct list_node busy;
+	unsigned nr_free = 0;
+	struct zspage *dst;
+	bool legacy = pool->flags & ZS_POOL_FREE_POOL_LOCK;
+
+	*progress = false;
+	list_init(&busy);
+	if (legacy)
+		pthread_rwlock_wrlock(&pool->migrate_lock);
+	zs_mutex_lock(&class->lock);
+	if (!class_compactable_locked(class) || !(dst = pick_locked(class, false)))
+		goto out;
+	zspage_unlink_locked(class, dst);
+	for (unsigned n = 0; n < COMPACT_BATCH; n++) {
+		struct zspage *src = pick_locked(class, true);
+
+		if (!src)
+			break;
+		zspage_unlink_locked(class, src);
+		if (!zspage_try_write_lock(src)) {
+			/* a reader holds it: skip, never wait */
+			list_add(&busy, &src->list);
+			continue;
+		}
+		move_objects_locked(pool, class, dst, src);
+		zspage_write_unlock(src);
+		*progress = true;
+		if (src->inuse == 0) {
+			src->dead = true;
+			class->objs_allocated -= class->objs_per_zspage;
+			to_free[nr_free++] = src;
+		} else {
+			zspage_link_locked(class, src);
+		}
+		if (dst->inuse == class->objs_per_zspage || zs_mutex_contended(&class->lock))
+			break;
+	}
+	zspage_link_locked(class, dst);
+	while (!list_empty(&busy)) {
+		struct zspage *z = container_of(busy.next, struct zspage, list);
+		list_del(&z->list);
+		zspage_link_locked(class, z);
+	}
+out:
+	zs_mutex_unlock(&class->lock);
+	if (legacy)
+		pthread_rwlock_unlock(&pool->migrate_lock);
+	for (unsigned i = 0; i < nr_free; i++)
+		zspage_destroy(pool, to_free[i]); /* seed 001: outside the lock */
+	return (unsigned long)nr_free * class->pages_per_zspage;
+}
+
+ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
+{
+	unsigned long freed = 0;
+
+	/* acquire/release: one compaction at a time; the next one sees the
+	 * state this one left (pairs with the release below) */
+	if (exchange_acq_rel(&pool->compacting, 1))
+		return 0;
+	for (unsigned k = pool->nr_classes; k-- > 0;) {
+		struct size_class *class = &pool->classes[k];
+		bool progress = true;
+
+		while (progress) {
+			freed += compact_batch(pool, class, &progress);
+			race_window(ZS_RACE_COMPACT_BATCH, pool);
+		}
+	}
+	/* compaction is not a hot path: give the freed pages back now */
+	arena_trim(&pool->arena);
+	if (freed) {
+		fetch_add_relaxed(&pool->pages_compacted, freed);
+		fetch_add_relaxed(&pool->compactions, 1);
+	}
+	store_release(&pool->compacting, 0);
+	return freed;
+}
+
+ZS_EXPORT unsigned long zs_compactable_pages(struct zs_pool *pool)
+{
+	unsigned long pages = 0;
+
+	for (unsigned k = 0; k < pool->nr_classes; k++) {
+		struct size_class *class = &pool->classes[k];
+		zs_mutex_lock(&class->lock);
+		pages += class_compactable_locked(class);
+		zs_mutex_unlock(&class->lock);
+	}
+	return pages;
+}
+
+/* ------------------------------------------------------------------ */
+/* Background compaction                                               */
+
+struct bg_compactor {
+	pthread_t thread;
+	int stop_fd; /* eventfd: written once by bg_compactor_stop() */
+	int psi_fd;  /* PSI trigger, or -1 */
+};
+
+static int psi_open(void)
+{
+	int fd = open("/proc/pressure/memory", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, PSI_TRIGGER, strlen(PSI_TRIGGER) + 1) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void *bg_main(void *arg)
+{
+	struct zs_pool *pool = arg;
+	struct bg_compactor *bg = pool->bg;
+	struct pollfd fds[2] = { { .fd = bg->stop_fd, .events = POLLIN },
+				 { .fd = bg->psi_fd, .events = POLLPRI } };
+	nfds_t nfds = bg->psi_fd >= 0 ? 2 : 1;
+
+	for (;;) {
+		int n = poll(fds, nfds, (pool->flags & ZS_POOL_BG_COMPACT) ? BG_PERIOD_MS : -1);
+
+		if (n < 0 && errno != EINTR)
+			break;
+		if (fds[0].revents)
+			break;
+		if (nfds == 2 && (fds[1].revents & POLLPRI)) {
+			zs_compact(pool); /* under pressure: whatever the threshold */
+			continue;
+		}
+		if (nfds == 2 && (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL)))
+			nfds = 1; /* the trigger went away; keep the timer */
+		if ((pool->flags & ZS_POOL_BG_COMPACT) &&
+		    zs_compactable_pages(pool) >= pool->compact_threshold)
+			zs_compact(pool);
+	}
+	return NULL;
+}
+
+int bg_compactor_start(struct zs_pool *pool)
+{
+	struct bg_compactor *bg = calloc(1, sizeof(*bg));
+
+	if (!bg)
+		return -ENOMEM;
+	bg->stop_fd = eventfd(0, EFD_CLOEXEC);
+	bg->psi_fd = (pool->flags & ZS_POOL_PSI_COMPACT) ? psi_open() : -1;
+	if (bg->stop_fd < 0)
+		goto fail;
+	if (!(pool->flags & ZS_POOL_BG_COMPACT) && bg->psi_fd < 0) {
+		/* PSI asked for but not available, and no timer: nothing to run */
+		close(bg->stop_fd);
+		free(bg);
+		return 0;
+	}
+	pool->bg = bg;
+	if (pthread_create(&bg->thread, NULL, bg_main, pool)) {
+		pool->bg = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	if (bg->stop_fd >= 0)
+		close(bg->stop_fd);
+	if (bg->psi_fd >= 0)
+		close(bg->psi_fd);
+	free(bg);
+	return -ENOMEM;
+}
+
+void bg_compactor_stop(struct zs_pool *pool)
+{
+	struct bg_compactor *bg = pool->bg;
+	uint64_t one = 1;
+
+	if (!bg)
+		return;
+	/* an eventfd write of 1 to a fresh counter cannot fail */
+	ssize_t r = write(bg->stop_fd, &one, sizeof(one));
+	(void)r;
+	pthread_join(bg->thread, NULL);
+	close(bg->stop_fd);
+	if (bg->psi_fd >= 0)
+		close(bg->psi_fd);
+	free(bg);
+	pool->bg = NULL;
+}

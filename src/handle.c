@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handle.c: handle slots, generation tags, validation.
+ *
+ * A handle names an 8-byte slot word in a reserved table; the word holds the
+ * object's location (obj) while the handle is live, so that compaction and
+ * migration can move the object by rewriting one word. Layout in internal.h.
+ *
+ * Free slots are kept in two places:
+ *   - a per-class cache, a list chained through the free slot words and
+ *     protected by that class's lock, which zs_malloc/zs_free hold anyway:
+ *     the hot paths take no extra lock and touch no shared line for handles;
+ *   - a global list (handles.lock, a leaf lock) that caches refill from and
+ *     spill to in batches of HANDLE_BATCH.
+ *
+ * Every slot word is written with a release store (or relaxed where the
+ * write publishes nothing), because handle_lookup() reads slot words
+ * without a lock to validate handles and to find a class.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define HANDLE_BATCH       32
+#define HANDLE_CACHE_MAX   (4 * HANDLE_BATCH)
+#define HANDLE_COMMIT      ((size_t)(2u << 20) / sizeof(uint64_t)) /* 2 MiB of slots */
+#define SLOT_LINK_SHIFT    1
+
+static inline uint64_t slot_gen(uint64_t w)
+{
+	return w >> SLOT_GEN_SHIFT;
+}
+
+/* Free-slot word: generation kept, link = next free index + 1 (0 = end). */
+static inline uint64_t free_word(uint64_t gen, uint64_t link)
+{
+	return (gen << SLOT_GEN_SHIFT) | (link << SLOT_LINK_SHIFT);
+}
+
+static inline uint64_t free_link(uint64_t w)
+{
+	return (w & SLOT_OBJ_MASK) >> SLOT_LINK_SHIFT;
+}
+
+static inline uint64_t handle_idx(unsigned long handle)
+{
+	return handle >> HANDLE_IDX_SHIFT;
+}
+
+static inline uint64_t handle_gen(unsigned long handle)
+{
+	return (handle >> HANDLE_GEN_SHIFT) & ((1u << SLOT_GEN_BITS) - 1);
+}
+
+static inline uint64_t next_gen(uint64_t gen)
+{
+	gen = (gen + 1) & ((1u << SLOT_GEN_BITS) - 1);
+	return gen ? gen : 1; /* generation 0 is never handed out */
+}
+
+int handle_table_init(struct handle_table *t, size_t max_slots)
+{
+	memset(t, 0, sizeof(*t));
+	if (max_slots > (1ull << 32))
+		max_slots = 1ull << 32;
+	max_slots = (max_slots + HANDLE_COMMIT - 1) / HANDLE_COMMIT * HANDLE_COMMIT;
+	t->slots = vm_reserve(max_slots * sizeof(uint64_t), ZS_PAGE_SIZE);
+	if (!t->slots)
+		return -ENOMEM;
+	t->nr_max = max_slots;
+	if (pthread_mutex_init(&t->lock, NULL)) {
+		vm_unreserve(t->slots, max_slots * sizeof(uint64_t));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void handle_table_destroy(struct handle_table *t)
+{
+	if (!t->slots)
+		return;
+	vm_unreserve(t->slots, t->nr_max * sizeof(uint64_t));
+	pthread_mutex_destroy(&t->lock);
+	memset(t, 0, sizeof(*t));
+}
+
+size_t handle_table_bytes(struct handle_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t n = t->bump; /* touched slots; the rest of the commit is not resident */
+	pthread_mutex_unlock(&t->lock);
+	return n * sizeof(uint64_t);
+}
+
+/* Pushes slot idx on the class's cache. Class lock held. */
+static inline void cache_push(struct handle_table *t, struct size_class *class, uint64_t idx,
+			      uint64_t gen)
+{
+	store_release(&t->slots[idx], free_word(gen, class->handle_cache));
+	class->handle_cache = idx + 1;
+	class->handle_cached++;
+}
+
+/* Moves up to HANDLE_BATCH free slots into the class's cache. */
+static void cache_refill_locked(struct handle_table *t, struct size_class *class)
+{
+	assert_held(&class->lock);
+	pthread_mutex_lock(&t->lock);
+	for (unsigned n = 0; n < HANDLE_BATCH; n++) {
+		uint64_t idx, w;
+
+		if (t->free_head) {
+			idx = t->free_head - 1;
+			w = load_relaxed(&t->slots[idx]);
+			t->free_head = free_link(w);
+			t->nr_free--;
+			cache_push(t, class, idx, slot_gen(w));
+			continue;
+		}
+		if (t->bump == t->nr_committed) {
+			if (t->nr_committed == t->nr_max ||
+			    vm_commit(t->slots + t->nr_committed, HANDLE_COMMIT * sizeof(uint64_t)))
+				break;
+			/* pairs with handle_lookup()'s load_acquire: a validator
+			 * that sees the new bound finds the slots mapped */
+			store_release(&t->nr_committed, t->nr_committed + HANDLE_COMMIT);
+		}
+		idx = t->bump++;
+		cache_push(t, class, idx, 0);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Gives 'count' cached slots back to the global list. */
+static void cache_spill_locked(struct handle_table *t, struct size_class *class, unsigned count)
+{
+	pthread_mutex_lock(&t->lock);
+	while (count-- && class->handle_cache) {
+		uint64_t idx = class->handle_cache - 1;
+		uint64_t w = load_relaxed(&t->slots[idx]);
+
+		class->handle_cache = free_link(w);
+		class->handle_cached--;
+		store_relaxed(&t->slots[idx], free_word(slot_gen(w), t->free_head));
+		t->free_head = idx + 1;
+		t->nr_free++;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+unsigned long handle_alloc_locked(struct handle_table *t, struct size_class *class)
+{
+	uint64_t idx, w, gen;
+
+	assert_held(&class->lock);
+	if (!class->handle_cache)
+		cache_refill_locked(t, class);
+	if (!class->handle_cache)
+		return 0;
+	idx = class->handle_cache - 1;
+	w = load_relaxed(&t->slots[idx]);
+	class->handle_cache = free_link(w);
+	class->handle_cached--;
+	gen = slot_gen(w) ? slot_gen(w) : 1;
+	/* the slot still reads as free until handle_publish_locked() */
+	return (unsigned long)((idx << HANDLE_IDX_SHIFT) | (gen << HANDLE_GEN_SHIFT));
+}
+
+void handle_publish_locked(struct handle_table *t, struct size_class *class,
+			   unsigned long handle, uint64_t obj)
+{
+	assert_held(&class->lock);
+	/* release: pairs with handle_lookup()'s acquire; the object's header
+	 * and its zspage are in place before the handle resolves */
+	store_release(&t->slots[handle_idx(handle)],
+		      (handle_gen(handle) << SLOT_GEN_SHIFT) | obj | SLOT_ALLOC);
+}
+
+void handle_move_locked(struct handle_table *t, struct size_class *class, unsigned long handle,
+			uint64_t obj)
+{
+	assert_held(&class->lock);
+	ZS_ASSERT(load_relaxed(&t->slots[handle_idx(handle)]) & SLOT_ALLOC);
+	/* release: pairs with handle_lookup()'s acquire in readers, which see
+	 * the copied object before its new location */
+	store_release(&t->slots[handle_idx(handle)],
+		      (handle_gen(handle) << SLOT_GEN_SHIFT) | obj | SLOT_ALLOC);
+}
+
+void handle_free_locked(struct handle_table *t, struct size_class *class, unsigned long handle)
+{
+	uint64_t idx = handle_idx(handle);
+
+	assert_held(&class->lock);
+	/* a new generation: the freed handle, and any copy of it, is stale */
+	cache_push(t, class, idx, next_gen(handle_gen(handle)));
+	if (class->handle_cached > HANDLE_CACHE_MAX)
+		cache_spill_locked(t, class, HANDLE_CACHE_MAX / 2);
+}
+
+void handle_unalloc_locked(struct handle_table *t, struct size_class *class,
+			   unsigned long handle)
+{
+	uint64_t idx = handle_idx(handle);
+
+	assert_held(&class->lock);
+	cache_push(t, class, idx, slot_gen(load_relaxed(&t->slots[idx])));
+}
+
+void handle_cache_drain_locked(struct handle_table *t, struct size_class *class)
+{
+	assert_held(&class->lock);
+	cache_spill_locked(t, class, ~0u);
+}

@@ -1,0 +1,635 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libzsmalloc internals: the structs with their invariants and lock
+ * annotations, and every cross-file function grouped by the file that
+ * defines it, so this header doubles as a map of the library.
+ *
+ * Lock order (outermost first; never take an earlier lock while holding a
+ * later one):
+ *
+ *   pool->migrate_lock (rwlock; written by compaction and migration around
+ *                        obj rewrites, read only by the ZS_POOL_FREE_POOL_LOCK
+ *                        variant of zs_free -- never on the default hot paths)
+ *     -> size_class->lock (one per class: fullness lists, in-zspage free
+ *                          lists, in-use counts, per-class handle cache)
+ *       -> zspage lock (readers share it, writers only ever try it)
+ *       -> handles.lock (global handle-slot free list; leaf)
+ *       -> arena.lock (page bitmaps and the freed-page cache; leaf)
+ *
+ * RCU (liburcu, "bp" flavour so that application threads need not
+ * register): zspage descriptors are freed after a grace period, so a reader
+ * or the migrator may go from a page frame number to its zspage (pdesc) and
+ * take that zspage's lock without holding any lock zs_free takes.
+ */
+#ifndef ZS_INTERNAL_H
+#define ZS_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <urcu-bp.h>
+
+#include "zsmalloc.h"
+#include "atomics.h"
+#include "debug.h"
+
+#define ZS_EXPORT __attribute__((visibility("default")))
+
+/* ------------------------------------------------------------------ */
+/* Geometry                                                            */
+
+#define ZS_PAGE_SHIFT       12
+#define ZS_CHUNK_SHIFT      21 /* 2 MiB arena chunks */
+#define ZS_CHUNK_PAGES      (1u << (ZS_CHUNK_SHIFT - ZS_PAGE_SHIFT))
+#define ZS_HANDLE_SIZE      8  /* object header: the handle, tagged */
+#define ZS_MIN_ALLOC_SIZE   32
+#define ZS_SIZE_CLASS_DELTA 16
+#define ZS_SIZE_CLASSES     ((ZS_MAX_ALLOC_SIZE - ZS_MIN_ALLOC_SIZE + ZS_SIZE_CLASS_DELTA - 1) / \
+			     ZS_SIZE_CLASS_DELTA + 1)
+#define ZS_MAX_CHAIN        16
+#define ZS_DEFAULT_CHAIN    8
+#define ZS_MAX_OBJS_PER_ZSPAGE (ZS_MAX_CHAIN * ZS_PAGE_SIZE / ZS_MIN_ALLOC_SIZE)
+
+#if ZS_PAGE_SIZE != (1 << ZS_PAGE_SHIFT)
+#error "ZS_PAGE_SIZE and ZS_PAGE_SHIFT disagree"
+#endif
+#if ZS_SIZE_CLASSES != 255
+#error "the class table must have the kernel's 255 logical classes"
+#endif
+
+/*
+ * Handle slot word (one uint64_t per handle, in the handle table):
+ *
+ *   bit  0      ALLOC: 1 while the handle is live
+ *   bits 1..11  obj_idx   (live)  \
+ *   bits 12..19 class_idx (live)   } "obj": where the object is; free slots
+ *   bits 20..47 pfn       (live)  /   keep the next free slot index + 1 here
+ *   bits 48..63 generation: bumped when the handle is freed
+ *
+ * A handle value is (slot index << 17) | (generation << 1): bit 0 is always 0
+ * so an object header can hold "handle | 1" and be told apart from a free
+ * object's link word. The generation tag makes a stale handle (its slot
+ * freed, maybe reused) fail validation.
+ */
+#define SLOT_ALLOC        1ull
+#define OBJ_IDX_SHIFT     1
+#define OBJ_IDX_BITS      11
+#define OBJ_CLASS_SHIFT   (OBJ_IDX_SHIFT + OBJ_IDX_BITS)
+#define OBJ_CLASS_BITS    8
+#define OBJ_PFN_SHIFT     (OBJ_CLASS_SHIFT + OBJ_CLASS_BITS)
+#define OBJ_PFN_BITS      28
+#define SLOT_GEN_SHIFT    (OBJ_PFN_SHIFT + OBJ_PFN_BITS)
+#define SLOT_GEN_BITS     16
+#define SLOT_OBJ_MASK     (((1ull << SLOT_GEN_SHIFT) - 1) & ~SLOT_ALLOC)
+#define HANDLE_GEN_SHIFT  1
+#define HANDLE_IDX_SHIFT  (HANDLE_GEN_SHIFT + SLOT_GEN_BITS)
+#define ZS_MAX_PFN        ((1ull << OBJ_PFN_BITS) - 1)
+#define OBJ_TAG_ALLOCATED 1ull /* object header: handle | 1 */
+#define OBJ_NONE          0xffffu
+
+#if SLOT_GEN_SHIFT + SLOT_GEN_BITS != 64
+#error "slot word layout must fill 64 bits"
+#endif
+#if (1 << OBJ_IDX_BITS) < ZS_MAX_OBJS_PER_ZSPAGE
+#error "OBJ_IDX_BITS too small for the largest zspage"
+#endif
+#if (1 << OBJ_CLASS_BITS) < ZS_SIZE_CLASSES
+#error "OBJ_CLASS_BITS too small for the class table"
+#endif
+
+static inline uint64_t obj_encode(uint32_t pfn, unsigned class_idx, unsigned obj_idx)
+{
+	return ((uint64_t)pfn << OBJ_PFN_SHIFT) | ((uint64_t)class_idx << OBJ_CLASS_SHIFT) |
+	       ((uint64_t)obj_idx << OBJ_IDX_SHIFT);
+}
+static inline uint32_t obj_pfn(uint64_t obj)
+{
+	return (uint32_t)((obj >> OBJ_PFN_SHIFT) & ZS_MAX_PFN);
+}
+static inline unsigned obj_class(uint64_t obj)
+{
+	return (unsigned)(obj >> OBJ_CLASS_SHIFT) & ((1u << OBJ_CLASS_BITS) - 1);
+}
+static inline unsigned obj_idx(uint64_t obj)
+{
+	return (unsigned)(obj >> OBJ_IDX_SHIFT) & ((1u << OBJ_IDX_BITS) - 1);
+}
+static inline uint64_t obj_with_pfn(uint64_t obj, uint32_t pfn)
+{
+	return (obj & ~(ZS_MAX_PFN << OBJ_PFN_SHIFT)) | ((uint64_t)pfn << OBJ_PFN_SHIFT);
+}
+
+/* ------------------------------------------------------------------ */
+/* Locks                                                               */
+
+/*
+ * Class lock: glibc's adaptive mutex spins briefly, then sleeps -- a pure
+ * spinlock is wrong in userspace, where the holder can be preempted.
+ * 'waiters' counts threads that failed the trylock and block; compaction
+ * reads it to drop the lock early. Debug builds record the owner so that
+ * functions with a _locked suffix or __ prefix can assert it.
+ */
+struct zs_mutex {
+	pthread_mutex_t m;
+	unsigned waiters; /* atomic, relaxed: a hint */
+#if ZS_DEBUG >= 2
+	pthread_t owner; /* atomic, relaxed: debug only */
+	bool owned;      /* atomic, relaxed: debug only */
+#endif
+};
+
+void zs_mutex_init(struct zs_mutex *l);
+void zs_mutex_destroy(struct zs_mutex *l);
+
+static inline void zs_mutex_lock(struct zs_mutex *l)
+{
+	if (pthread_mutex_trylock(&l->m) != 0) {
+		fetch_add_relaxed(&l->waiters, 1);
+		pthread_mutex_lock(&l->m);
+		fetch_sub_relaxed(&l->waiters, 1);
+	}
+#if ZS_DEBUG >= 2
+	store_relaxed(&l->owner, pthread_self());
+	store_relaxed(&l->owned, true);
+#endif
+}
+
+static inline void zs_mutex_unlock(struct zs_mutex *l)
+{
+#if ZS_DEBUG >= 2
+	store_relaxed(&l->owned, false);
+#endif
+	pthread_mutex_unlock(&l->m);
+}
+
+static inline bool zs_mutex_contended(struct zs_mutex *l)
+{
+	return load_relaxed(&l->waiters) != 0;
+}
+
+#if ZS_DEBUG >= 2
+#define assert_held(l)                                                                             \
+	ZS_ASSERT_INTERNAL(load_relaxed(&(l)->owned) &&                                            \
+			   pthread_equal(load_relaxed(&(l)->owner), pthread_self()))
+#else
+#define assert_held(l) ((void)(l))
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Lists                                                               */
+
+struct list_node {
+	struct list_node *prev, *next;
+};
+
+static inline void list_init(struct list_node *h)
+{
+	h->prev = h->next = h;
+}
+static inline bool list_empty(const struct list_node *h)
+{
+	return h->next == h;
+}
+static inline void list_add(struct list_node *h, struct list_node *n)
+{
+	n->next = h->next;
+	n->prev = h;
+	h->next->prev = n;
+	h->next = n;
+}
+static inline void list_del(struct list_node *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = n;
+}
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ------------------------------------------------------------------ */
+/* Structures                                                          */
+
+/*
+ * Fullness groups, as in the kernel: 0 = empty, 1..10 = 0-9 % .. 90-99 %
+ * used, 11 = full. Allocation takes the fullest non-full zspage; compaction
+ * moves objects from the emptiest into the fullest.
+ */
+enum {
+	ZS_FULLNESS_EMPTY = 0,
+	ZS_FULLNESS_FULL = 11,
+	ZS_NR_FULLNESS = 12,
+};
+
+#define ZSPAGE_WRLOCKED (-1)
+
+/*
+ * A zspage: 1..16 pages holding objects of one class, objects numbered
+ * 0..objs_per_zspage-1 at byte offset idx * class->size from the start of
+ * page 0; an object may straddle two pages.
+ *
+ * Invariants (class lock held, zspage linked):
+ *   inuse == bump - |free list|,   0 < inuse <= class->objs_per_zspage
+ *   fullness == fullness_group(inuse, class->objs_per_zspage)
+ *   for every i < nr_pages: arena.pdesc[pfn[i]] == this zspage
+ *   dead == false
+ * A zspage unlinked for freeing is 'dead'; its descriptor lives until an
+ * RCU grace period has passed.
+ */
+struct zspage {
+	struct list_node list; /* fullness list link. Synchronization: class lock */
+	int32_t lock;          /* zspage lock: reader count or ZSPAGE_WRLOCKED; atomic */
+	uint16_t inuse;        /* live objects. Synchronization: class lock */
+	uint16_t freeobj;      /* head of the in-zspage free list, OBJ_NONE if empty;
+				  links live in the free objects. Sync: class lock */
+	uint16_t bump;         /* objects [0, bump) were handed out at least once;
+				  beyond that, memory is untouched. Sync: class lock */
+	uint8_t class_idx;     /* immutable */
+	uint8_t nr_pages;      /* immutable */
+	uint8_t fullness;      /* Synchronization: class lock */
+	bool dead;             /* unlinked for freeing. Synchronization: class lock */
+	unsigned long huge_handle; /* huge class: handle of its only object. Sync: class lock */
+	struct rcu_head rcu;
+	/*
+	 * Page frame numbers. Written only with the class lock and the zspage
+	 * write lock held (migration); read with either the class lock or a
+	 * zspage read lock held.
+	 */
+	uint32_t pfn[];
+};
+
+struct size_class {
+	struct zs_mutex lock;
+	struct list_node fullness_list[ZS_NR_FULLNESS]; /* Synchronization: class lock */
+	unsigned long nr_zspages[ZS_NR_FULLNESS];       /* Synchronization: class lock */
+	unsigned long objs_allocated;                   /* Synchronization: class lock */
+	unsigned long objs_used;                        /* Synchronization: class lock */
+	uint64_t handle_cache;   /* free handle slots cached for this class: head index + 1,
+				    chained through the slot words. Sync: class lock */
+	unsigned handle_cached;  /* Synchronization: class lock */
+	unsigned size;           /* immutable: object size including the header */
+	unsigned objs_per_zspage; /* immutable */
+	unsigned pages_per_zspage; /* immutable */
+	unsigned index;          /* immutable: index in the kernel's table, stored in obj */
+	bool huge;               /* immutable: one object per page, no in-page header */
+} __attribute__((aligned(64)));
+
+/*
+ * Handle table: a reserved range of 8-byte slot words (layout above).
+ * Slots [0, nr_committed) are mapped and stay mapped for the pool's life,
+ * so a lockless reader can range-check and load any of them.
+ * Invariant: every slot below bump is live, in the global free list, in
+ * exactly one class's handle cache, or held by a zs_malloc in progress.
+ */
+struct handle_table {
+	uint64_t *slots;        /* immutable base of the reservation */
+	size_t nr_max;          /* immutable: slots reserved */
+	size_t nr_committed;    /* written under lock with store_release; validation
+				   load_acquires it (pairs with the commit) */
+	size_t bump;            /* slots handed out at least once. Sync: lock */
+	uint64_t free_head;     /* global free list (index + 1). Sync: lock */
+	size_t nr_free;         /* Synchronization: lock */
+	pthread_mutex_t lock;
+};
+
+/*
+ * Arena chunk. Each of its 512 pages is exactly one of: in a zspage
+ * (nr_used), free and returned to the OS (bit set in free_map), cached in
+ * arena.cache (resident, not returned yet), or in transit (being returned
+ * by a thread outside the arena lock).
+ */
+/* DRAINING: mapped, being emptied by zs_defrag(), no allocation from it. */
+enum { CHUNK_UNMAPPED = 0, CHUNK_MAPPED, CHUNK_BUSY, CHUNK_DRAINING };
+struct arena_chunk {
+	uint64_t free_map[ZS_CHUNK_PAGES / 64]; /* Synchronization: arena lock */
+	uint16_t nr_free;                       /* popcount(free_map). Sync: arena lock */
+	uint16_t nr_used;                       /* Synchronization: arena lock */
+	uint8_t state;                          /* Synchronization: arena lock */
+};
+
+#define ARENA_CACHE_PAGES 128 /* freed pages kept resident for reuse (512 KiB) */
+#define ARENA_CACHE_RING  (ARENA_CACHE_PAGES + 2 * ZS_MAX_CHAIN)
+
+struct arena {
+	char *base;                 /* immutable: 2 MiB aligned reservation */
+	size_t nr_chunks;           /* immutable: chunks reserved */
+	struct zspage **pdesc;      /* per page: its zspage, RCU-published with
+				       store_release, read with load_acquire; mapped
+				       with the chunk, never unmapped */
+	struct arena_chunk *chunks; /* Synchronization: lock */
+	size_t hint;                /* no chunk below has free pages. Sync: lock */
+	size_t top;                 /* chunks [0, top) were mapped at least once. Sync: lock */
+	uint32_t cache[ARENA_CACHE_RING]; /* ring of freed resident pages. Sync: lock */
+	unsigned cache_head, cache_nr;     /* Synchronization: lock */
+	unsigned long pages_used;       /* Synchronization: lock; relaxed reads by stats */
+	unsigned long chunks_mapped;    /* Synchronization: lock; relaxed reads by stats */
+	unsigned long chunks_released;  /* Synchronization: lock; relaxed reads by stats */
+	bool hugepages;             /* immutable */
+	pthread_mutex_t lock;
+};
+
+struct bg_compactor;
+struct deferred;
+
+struct zs_pool {
+	char name[64];              /* immutable */
+	unsigned flags;             /* immutable */
+	unsigned chain_size;        /* immutable */
+	size_t max_pages;           /* immutable; 0 = no limit */
+	size_t huge_class_size;     /* immutable */
+	struct size_class *size_class[ZS_SIZE_CLASSES]; /* immutable: logical -> canonical */
+	struct size_class *classes; /* immutable: canonical classes, ascending size */
+	unsigned nr_classes;        /* immutable */
+	struct arena arena;
+	struct handle_table handles;
+	unsigned long pages_allocated; /* pages in zspages; atomic (reserve with RMW) */
+	unsigned long pages_max;       /* atomic, relaxed: statistics */
+	unsigned long pages_compacted; /* atomic, relaxed: statistics */
+	unsigned long pages_migrated;  /* atomic, relaxed: statistics */
+	unsigned long invalid_handles; /* atomic, relaxed: statistics */
+	unsigned long compactions;     /* atomic, relaxed: statistics */
+	unsigned long zspage_bytes;    /* descriptor memory; atomic, relaxed: statistics */
+	int compacting;                /* 1 while a zs_compact runs; exchange_acq_rel */
+	pthread_rwlock_t migrate_lock; /* see the lock order above */
+	size_t compact_threshold;      /* immutable */
+	struct bg_compactor *bg;       /* immutable after create */
+	struct deferred *deferred;     /* created lazily; load_acquire / CAS publish */
+	zs_deferred_hook deferred_hook; /* set before the first deferred free */
+	void *deferred_hook_ctx;
+	struct zs_pool_config config;  /* immutable copy */
+};
+
+/* ------------------------------------------------------------------ */
+/* Race windows (debug builds with -Drace_hooks=true): tests install a
+ * hook that yields or blocks at these points to force interleavings. */
+
+enum zs_race_point {
+	ZS_RACE_FREE_LOOKUP,       /* zs_free: obj read locklessly, class not locked */
+	ZS_RACE_FREE_RELEASE,      /* zs_free: zspage unlinked, class unlocked, pages held */
+	ZS_RACE_READ_LOOKUP,       /* read/write: zspage found under RCU, not locked */
+	ZS_RACE_MIGRATE_LOOKUP,    /* migration: zspage found under RCU, class not locked */
+	ZS_RACE_MIGRATE_COPY,      /* migration: page copied, obj words not yet rewritten */
+	ZS_RACE_COMPACT_BATCH,     /* compaction: between batches, no lock held */
+	ZS_RACE_DEFERRED_HANDOFF,  /* deferred free: buffer being swapped */
+	ZS_NR_RACE_POINTS
+};
+
+#ifdef ZS_RACE_HOOKS
+extern void (*zs_race_hook)(enum zs_race_point point, struct zs_pool *pool);
+#define race_window(point, pool)                                                                   \
+	do {                                                                                       \
+		void (*h_)(enum zs_race_point, struct zs_pool *) = load_acquire(&zs_race_hook);    \
+		if (h_)                                                                            \
+			h_((point), (pool));                                                       \
+	} while (0)
+#else
+#define race_window(point, pool) ((void)(pool))
+#endif
+
+/* ------------------------------------------------------------------ */
+/* arena.c: backing memory                                             */
+
+int arena_init(struct arena *a, size_t reserve_pages, bool hugepages);
+void arena_destroy(struct arena *a);
+/* Fills pfns[0..n) with pages, contiguous when it can. 0 or -ENOMEM. */
+int arena_alloc_pages(struct arena *a, unsigned n, uint32_t *pfns);
+/* One free page in a chunk below 'below_chunk', bypassing the cache (defrag). */
+int arena_alloc_page_below(struct arena *a, size_t below_chunk, uint32_t *pfn);
+/* Returns pages; they are cached resident or given back to the OS. */
+void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns);
+/* Returns pages to the OS at once, bypassing the cache (migration). */
+void arena_return_pages(struct arena *a, unsigned n, const uint32_t *pfns);
+/* Gives every cached page and every empty chunk back to the OS. */
+void arena_trim(struct arena *a);
+/* Picks chunks worth emptying by migration, highest first, and marks them
+ * DRAINING; arena_undrain() ends that for one that was not emptied. */
+size_t arena_defrag_victims(struct arena *a, size_t *victims, size_t max);
+void arena_undrain(struct arena *a, size_t chunk);
+size_t arena_metadata_bytes(struct arena *a);
+unsigned long arena_resident_pages(struct arena *a);
+
+static inline void *arena_page(const struct arena *a, uint32_t pfn)
+{
+	return a->base + ((size_t)pfn << ZS_PAGE_SHIFT);
+}
+static inline size_t pfn_chunk(uint32_t pfn)
+{
+	return pfn >> (ZS_CHUNK_SHIFT - ZS_PAGE_SHIFT);
+}
+/* Call under rcu_read_lock(), or with the class lock of the zspage held. */
+static inline struct zspage *pdesc_zspage(const struct arena *a, uint32_t pfn)
+{
+	return load_acquire(&a->pdesc[pfn]); /* pairs with pdesc_set()'s release */
+}
+static inline void pdesc_set(struct arena *a, uint32_t pfn, struct zspage *z)
+{
+	store_release(&a->pdesc[pfn], z); /* publishes z's initialised fields */
+}
+
+/* OS layer (arena.c), also used by the handle table. */
+void *vm_reserve(size_t bytes, size_t align);
+void vm_unreserve(void *addr, size_t bytes);
+int vm_commit(void *addr, size_t bytes);
+
+/* ------------------------------------------------------------------ */
+/* handle.c: handle slots, generation tags, validation                 */
+
+int handle_table_init(struct handle_table *t, size_t max_slots);
+void handle_table_destroy(struct handle_table *t);
+/* Takes a free slot for 'class' (refilling its cache). 0 = out of slots. */
+unsigned long handle_alloc_locked(struct handle_table *t, struct size_class *class);
+/* Makes a handle taken by handle_alloc_locked() live, pointing at obj. */
+void handle_publish_locked(struct handle_table *t, struct size_class *class,
+			   unsigned long handle, uint64_t obj);
+/* Points a live handle at a new obj (compaction, migration). */
+void handle_move_locked(struct handle_table *t, struct size_class *class, unsigned long handle,
+			uint64_t obj);
+/* Frees a live handle (bumping its generation) into the class's cache. */
+void handle_free_locked(struct handle_table *t, struct size_class *class, unsigned long handle);
+/* Returns a slot taken by handle_alloc_locked() but never published. */
+void handle_unalloc_locked(struct handle_table *t, struct size_class *class,
+			   unsigned long handle);
+/* Gives a class's cached slots back to the global list (destroy, trim). */
+void handle_cache_drain_locked(struct handle_table *t, struct size_class *class);
+size_t handle_table_bytes(struct handle_table *t);
+
+/*
+ * Lockless validation: returns the handle's live obj in *obj, or -EBADF if
+ * the handle is out of range, malformed, free, or of another generation.
+ * *wordp (if non-NULL) receives the slot address. Safe from any thread; the
+ * answer is authoritative only under the class lock named by obj's class.
+ */
+static inline int handle_lookup(struct handle_table *t, unsigned long handle, uint64_t *obj,
+				uint64_t **wordp)
+{
+	uint64_t idx = handle >> HANDLE_IDX_SHIFT;
+	uint64_t gen = (handle >> HANDLE_GEN_SHIFT) & ((1u << SLOT_GEN_BITS) - 1);
+	uint64_t w;
+
+	/* pairs with the store_release of nr_committed in handle.c */
+	if ((handle & 1) || gen == 0 || idx >= load_acquire(&t->nr_committed))
+		return -EBADF;
+	/* pairs with handle_publish/move_locked()'s release: obj's zspage is
+	 * initialised and published before the handle points at it */
+	w = load_acquire(&t->slots[idx]);
+	if (!(w & SLOT_ALLOC) || (w >> SLOT_GEN_SHIFT) != gen)
+		return -EBADF;
+	*obj = w & SLOT_OBJ_MASK;
+	if (wordp)
+		*wordp = &t->slots[idx];
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* class.c: size-class table                                           */
+
+/* Fills pool->classes / size_class / huge_class_size for pool->chain_size. */
+int class_table_init(struct zs_pool *pool);
+void class_table_destroy(struct zs_pool *pool);
+unsigned class_chain_size(unsigned size, unsigned max_chain);
+static inline unsigned class_logical_index(size_t size)
+{
+	if (size <= ZS_MIN_ALLOC_SIZE)
+		return 0;
+	size_t idx = (size - ZS_MIN_ALLOC_SIZE + ZS_SIZE_CLASS_DELTA - 1) / ZS_SIZE_CLASS_DELTA;
+	return idx < ZS_SIZE_CLASSES ? (unsigned)idx : ZS_SIZE_CLASSES - 1;
+}
+static inline struct size_class *pool_class(struct zs_pool *pool, size_t size)
+{
+	return pool->size_class[class_logical_index(size)];
+}
+/* Bytes of payload an object of this class holds. */
+static inline size_t class_capacity(const struct size_class *c)
+{
+	return c->huge ? c->size : c->size - ZS_HANDLE_SIZE;
+}
+
+/* ------------------------------------------------------------------ */
+/* zspage.c: zspages, in-zspage free list, fullness, zspage lock        */
+
+unsigned fullness_group(unsigned inuse, unsigned objs_per_zspage);
+/* Allocates pages and a descriptor; publishes pdesc. No lock held. */
+struct zspage *zspage_create(struct zs_pool *pool, struct size_class *class);
+/* Frees a dead zspage's pages (now) and descriptor (after RCU). No lock held. */
+void zspage_destroy(struct zs_pool *pool, struct zspage *z);
+void zspage_link_locked(struct size_class *class, struct zspage *z);
+void zspage_unlink_locked(struct size_class *class, struct zspage *z);
+/* Re-files z by its in-use count; returns the new group. */
+unsigned zspage_refile_locked(struct size_class *class, struct zspage *z);
+/* Fullest non-full zspage, or NULL. */
+struct zspage *zspage_find_locked(struct size_class *class);
+/* Takes a free object of z for handle (writing its header); returns obj. */
+uint64_t zspage_obj_alloc_locked(struct zs_pool *pool, struct size_class *class,
+				 struct zspage *z, unsigned long handle);
+/* Puts obj back on z's free list. */
+void zspage_obj_free_locked(struct zs_pool *pool, struct size_class *class, struct zspage *z,
+			    uint64_t obj);
+/* Handle stored for object idx of z, or 0 if that object is free. */
+unsigned long zspage_obj_handle_locked(struct zs_pool *pool, struct size_class *class,
+				       struct zspage *z, unsigned idx);
+/* Copies an object's capacity bytes between two locations (compaction). */
+void zspage_obj_copy(struct zs_pool *pool, struct size_class *class, struct zspage *dz,
+		     unsigned didx, struct zspage *sz, unsigned sidx);
+bool zspage_is_valid_locked(struct zs_pool *pool, struct size_class *class, struct zspage *z);
+
+/*
+ * Object location: page index in the zspage and offset in that page of
+ * object idx's first byte.
+ */
+static inline void obj_location(const struct size_class *c, unsigned idx, unsigned *page,
+				unsigned *off)
+{
+	size_t byte = (size_t)idx * c->size;
+	*page = (unsigned)(byte >> ZS_PAGE_SHIFT);
+	*off = (unsigned)(byte & (ZS_PAGE_SIZE - 1));
+}
+
+/*
+ * zspage lock (seed 004). Readers share it and may be slow; writers
+ * (compaction, migration) only ever try it and back off when readers hold
+ * it. Readers wait for a writer -- who never blocks while holding it -- by
+ * spinning with a bounded backoff, then yielding.
+ */
+void zspage_read_lock_slow(struct zspage *z, int old);
+static inline void zspage_read_lock(struct zspage *z)
+{
+	int old = load_relaxed(&z->lock);
+
+	/* acquire: pairs with zspage_write_unlock()'s release, so the reader
+	 * sees the pfn[] and obj words the writer left */
+	while (old != ZSPAGE_WRLOCKED) {
+		if (cas_weak_acquire(&z->lock, &old, old + 1))
+			return;
+		/* the failed CAS loaded the current value into old: retry at once */
+	}
+	zspage_read_lock_slow(z, old);
+}
+static inline void zspage_read_unlock(struct zspage *z)
+{
+	/* release: the reader's accesses to the object happen before a writer
+	 * that later takes the lock (pairs with zspage_try_write_lock) */
+	fetch_sub_release(&z->lock, 1);
+}
+static inline bool zspage_try_write_lock(struct zspage *z)
+{
+	int old = 0;
+	/* acquire: pairs with zspage_read_unlock()'s release */
+	return cas_strong_acquire(&z->lock, &old, ZSPAGE_WRLOCKED);
+}
+static inline void zspage_write_unlock(struct zspage *z)
+{
+	store_release(&z->lock, 0); /* pairs with zspage_read_lock()'s acquire */
+}
+
+/* ------------------------------------------------------------------ */
+/* pool.c: create/destroy, malloc/free, object access                  */
+
+/* Reports an invalid handle: aborts, or counts it (RETURN_ERRORS). */
+void pool_report_invalid(struct zs_pool *pool, const char *op, unsigned long handle);
+/*
+ * Frees a validated handle with the class lock held; returns a zspage that
+ * became empty (unlinked, dead) for the caller to destroy after unlocking,
+ * or NULL. Returns (struct zspage *)-1 after reporting an invalid handle.
+ */
+struct zspage *pool_free_locked(struct zs_pool *pool, struct size_class *class,
+				unsigned long handle, const char *op);
+#define POOL_FREE_INVALID ((struct zspage *)-1)
+/* Frees n handles, grouping runs of one class under one lock hold. */
+void pool_free_batch(struct zs_pool *pool, unsigned long *handles, size_t n);
+/* Adds to / subtracts from pages_allocated; false if over max_pages. */
+bool pool_reserve_pages(struct zs_pool *pool, unsigned n);
+void pool_unreserve_pages(struct zs_pool *pool, unsigned n);
+
+/* ------------------------------------------------------------------ */
+/* compact.c: compaction and the background policy                     */
+
+unsigned long class_compactable_locked(struct size_class *class);
+int bg_compactor_start(struct zs_pool *pool);
+void bg_compactor_stop(struct zs_pool *pool);
+
+/* ------------------------------------------------------------------ */
+/* migrate.c: page migration and arena defragmentation                 */
+
+/* Moves page pfn to a page below chunk 'below'. 0, -EAGAIN (busy, freed,
+ * or moved meanwhile: skip it), -ENOMEM (no lower page). */
+int migrate_page(struct zs_pool *pool, uint32_t pfn, size_t below);
+
+/* ------------------------------------------------------------------ */
+/* deferred.c: deferred free                                           */
+
+void deferred_destroy(struct zs_pool *pool);
+void deferred_stats(struct zs_pool *pool, struct zs_pool_stats *st);
+
+/* ------------------------------------------------------------------ */
+/* rcu.c: RCU wrappers (liburcu-bp) with ThreadSanitizer annotations    */
+
+void zs_rcu_read_lock(void);
+void zs_rcu_read_unlock(void);
+/* Frees z after a grace period. */
+void zs_rcu_free_zspage(struct zspage *z);
+/* Waits for every zs_rcu_free_zspage() queued so far. */
+void zs_rcu_barrier(void);
+
+#endif /* ZS_INTERNAL_H */

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c: pool create/destroy, zs_malloc, zs_free, object read/write.
+ *
+ * Lock order and RCU rules: see internal.h. The hot paths:
+ *
+ *   zs_malloc   class lock (handle slot + object + header), nothing else
+ *               unless a new zspage is needed (arena lock, outside the
+ *               class lock).
+ *   zs_free     no pool-wide lock (seed 000): read obj locklessly, lock the
+ *               class named by obj's class bits, re-validate under it. An
+ *               emptied zspage is unlinked under the class lock and its pages
+ *               released after the lock is dropped (seed 001).
+ *   read/write  no pool-wide lock either: find the zspage under RCU, take
+ *               its read lock, confirm obj did not move, retry if it did
+ *               (seeds 003, 004).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifdef ZS_RACE_HOOKS
+void (*zs_race_hook)(enum zs_race_point point, struct zs_pool *pool);
+#endif
+
+#define ZS_KNOWN_FLAGS                                                                             \
+	(ZS_POOL_RETURN_ERRORS | ZS_POOL_HUGEPAGES | ZS_POOL_BG_COMPACT | ZS_POOL_PSI_COMPACT |    \
+	 ZS_POOL_FREE_POOL_LOCK)
+
+void zs_assert_fail(const char *expr, const char *file, int line)
+{
+	fprintf(stderr, "zsmalloc: assertion failed: %s (%s:%d)\n", expr, file, line);
+	abort();
+}
+
+void pool_report_invalid(struct zs_pool *pool, const char *op, unsigned long handle)
+{
+	if (pool->flags & ZS_POOL_RETURN_ERRORS) {
+		fetch_add_relaxed(&pool->invalid_handles, 1);
+		return;
+	}
+	/* the one place this library prints: like glibc's double-free check */
+	fprintf(stderr,
+		"zsmalloc: pool '%s': %s: invalid handle 0x%lx "
+		"(never allocated, already freed, stale or forged)\n",
+		pool->name, op, handle);
+	abort();
+}
+
+bool pool_reserve_pages(struct zs_pool *pool, unsigned n)
+{
+	unsigned long now = fetch_add_relaxed(&pool->pages_allocated, n) + n;
+	unsigned long max;
+
+	if (pool->max_pages && now > pool->max_pages) {
+		fetch_sub_relaxed(&pool->pages_allocated, n);
+		return false;
+	}
+	max = load_relaxed(&pool->pages_max);
+	while (now > max && !__atomic_compare_exchange_n(&pool->pages_max, &max, now, 1,
+							  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+	return true;
+}
+
+void pool_unreserve_pages(struct zs_pool *pool, unsigned n)
+{
+	fetch_sub_relaxed(&pool->pages_allocated, n);
+}
+
+/* Address space to reserve: twice the RAM, or the limit plus slack. */
+static size_t reserve_pages_for(const struct zs_pool_config *cfg)
+{
+	long phys = sysconf(_SC_PHYS_PAGES);
+	size_t pages = phys > 0 ? (size_t)phys * 2 : (size_t)1 << 24;
+
+	if (cfg->max_pages)
+		pages = cfg->max_pages + cfg->max_pages / 8 + 4 * ZS_CHUNK_PAGES;
+	if (pages > ZS_MAX_PFN + 1)
+		pages = ZS_MAX_PFN + 1;
+	return pages;
+}
+
+ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_pool_config *config)
+{
+	struct zs_pool_config cfg = { 0 };
+	struct zs_pool *pool;
+	size_t reserve;
+	int err;
+
+	if (config)
+		cfg = *config;
+	if (cfg.chain_size == 0)
+		cfg.chain_size = ZS_DEFAULT_CHAIN;
+	if (cfg.chain_size > ZS_MAX_CHAIN || (cfg.flags & ~ZS_KNOWN_FLAGS)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	pool = aligned_alloc(64, (sizeof(*pool) + 63) / 64 * 64);
+	if (!pool) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(pool, 0, sizeof(*pool));
+	snprintf(pool->name, sizeof(pool->name), "%s", name ? name : "zsmalloc");
+	pool->flags = cfg.flags;
+	pool->chain_size = cfg.chain_size;
+	pool->max_pages = cfg.max_pages;
+	pool->compact_threshold = cfg.compact_threshold ? cfg.compact_threshold : 256;
+	pool->config = cfg;
+
+	reserve = reserve_pages_for(&cfg);
+	err = class_table_init(pool);
+	if (!err)
+		err = arena_init(&pool->arena, reserve, cfg.flags & ZS_POOL_HUGEPAGES);
+	/* enough slots for every page to hold the smallest objects */
+	if (!err)
+		err = handle_table_init(&pool->handles,
+					reserve * (ZS_PAGE_SIZE / ZS_MIN_ALLOC_SIZE));
+	if (!err && pthread_rwlock_init(&pool->migrate_lock, NULL))
+		err = -ENOMEM;
+	if (!err && (cfg.flags & (ZS_POOL_BG_COMPACT | ZS_POOL_PSI_COMPACT)))
+		err = bg_compactor_start(pool);
+	if (err) {
+		handle_table_destroy(&pool->handles);
+		arena_destroy(&pool->arena);
+		class_table_destroy(pool);
+		free(pool);
+		errno = -err;
+		return NULL;
+	}
+	return pool;
+}
+
+ZS_EXPORT struct zs_pool *zs_create_pool(const char *name)
+{
+	return zs_create_pool_ex(name, NULL);
+}
+
+ZS_EXPORT void zs_destroy_pool(struct zs_pool *pool)
+{
+	if (!pool)
+		return;
+	bg_compactor_stop(pool);
+	deferred_destroy(pool); /* flushes queued frees first */
+	for (unsigned k = 0; k < pool->nr_classes; k++) {
+		struct size_class *class = &pool->classes[k];
+
+		zs_mutex_lock(&class->lock);
+		for (int fg = 0; fg < ZS_NR_FULLNESS; fg++) {
+			while (!list_empty(&class->fullness_list[fg])) {
+				struct zspage *z = container_of(class->fullness_list[fg].next,
+								struct zspage, list);
+				zspage_unlink_locked(class, z);
+				/* no reader can exist (see the concurrency table), and
+				 * the arena goes away whole: just drop the descriptor */
+				free(z);
+			}
+		}
+		zs_mutex_unlock(&class->lock);
+	}
+	/* descriptors of zspages freed earlier are still queued for RCU */
+	zs_rcu_barrier();
+	pthread_rwlock_destroy(&pool->migrate_lock);
+	handle_table_destroy(&pool->handles);
+	arena_destroy(&pool->arena);
+	class_table_destroy(pool);
+	free(pool);
+}
+
+ZS_EXPORT unsigned long zs_malloc(struct zs_pool *pool, size_t size)
+{
+	struct size_class *class;
+	struct zspage *z;
+	unsigned long handle;
+	uint64_t obj;
+
+	if (size == 0) {
+		errno = EINVAL;
+		return 0;
+	}
+	if (size > ZS_MAX_ALLOC_SIZE) {
+		errno = E2BIG;
+		return 0;
+	}
+	class = pool_class(pool, size + ZS_HANDLE_SIZE);
+
+	zs_mutex_lock(&class->lock);
+	handle = handle_alloc_locked(&pool->handles, class);
+	if (!handle)
+		goto nomem;
+	z = zspage_find_locked(class);
+	if (!z) {
+		/* build the zspage outside the class lock; the slot is ours */
+		zs_mutex_unlock(&class->lock);
+		z = zspage_create(pool, class);
+		zs_mutex_lock(&class->lock);
+		if (!z) {
+			handle_unalloc_locked(&pool->handles, class, handle);
+			goto nomem;
+		}
+		zspage_link_locked(class, z);
+		class->objs_allocated += class->objs_per_zspage;
+	}
+	obj = zspage_obj_alloc_locked(pool, class, z, handle);
+	zspage_refile_locked(class, z);
+	handle_publish_locked(&pool->handles, class, handle, obj);
+	ZS_ASSERT_EXPENSIVE(zspage_is_valid_locked(pool, class, z));
+	zs_mutex_unlock(&class->lock);
+	return handle;
+
+nomem:
+	zs_mutex_unlock(&class->lock);
+	errno = ENOMEM;
+	return 0;
+}
+
+struct zspage *pool_free_locked(struct zs_pool *pool, struct size_class *class,
+				unsigned long handle, const char *op)
+{
+	struct zspage *z;
+	uint64_t obj;
+
+	(void)op;
+	assert_held(&class->lock);
+	/* authoritative now: every writer of this class's obj words holds
+	 * the class lock (seed 000: migration rewrites only the pfn) */
+	if (handle_lookup(&pool->handles, handle, &obj, NULL) || obj_class(obj) != class->index)
+		return POOL_FREE_INVALID;
+	z = pdesc_zspage(&pool->arena, obj_pfn(obj));
+	ZS_ASSERT(z && !z->dead && z->class_idx == class->index);
+	/* a forged handle that matched a live slot's generation still has to
+	 * be the one the object's header names */
+	if (zspage_obj_handle_locked(pool, class, z, obj_idx(obj)) != handle)
+		return POOL_FREE_INVALID;
+	zspage_obj_free_locked(pool, class, z, obj);
+	handle_free_locked(&pool->handles, class, handle);
+	if (zspage_refile_locked(class, z) != ZS_FULLNESS_EMPTY) {
+		ZS_ASSERT_EXPENSIVE(zspage_is_valid_locked(pool, class, z));
+		return NULL;
+	}
+	zspage_unlink_locked(class, z);
+	z->dead = true;
+	class->objs_allocated -= class->objs_per_zspage;
+	return z;
+}
+
+/* Finishes a free after the class lock is dropped. */
+static void free_finish(struct zs_pool *pool, struct zspage *z, unsigned long handle,
+			const char *op)
+{
+	if (z == POOL_FREE_INVALID) {
+		pool_report_invalid(pool, op, handle);
+	} else if (z) {
+		race_window(ZS_RACE_FREE_RELEASE, pool);
+		zspage_destroy(pool, z); /* seed 001: outside the class lock */
+	}
+}
+
+/*
+ * The pre-seed-000 path, kept for side-by-side benchmarks: the pool-wide
+ * migrate lock (read side) keeps obj and the page-to-zspage map stable
+ * while the class is found through the zspage. Every free touches the
+ * rwlock's shared cache line.
+ */
+static void free_pool_locked(struct zs_pool *pool, unsigned long handle)
+{
+	struct size_class *class;
+	struct zspage *z;
+	uint64_t obj;
+
+	pthread_rwlock_rdlock(&pool->migrate_lock);
+	if (handle_lookup(&pool->handles, handle, &obj, NULL) ||
+	    !(z = pdesc_zspage(&pool->arena, obj_pfn(obj)))) {
+		pthread_rwlock_unlock(&pool->migrate_lock);
+		pool_report_invalid(pool, "zs_free", handle);
+		return;
+	}
+	class = pool->size_class[z->class_idx];
+	zs_mutex_lock(&class->lock);
+	pthread_rwlock_unlock(&pool->migrate_lock);
+	z = pool_free_locked(pool, class, handle, "zs_free");
+	zs_mutex_unlock(&class->lock);
+	free_finish(pool, z, handle, "zs_free");
+}
+
+ZS_EXPORT void zs_free(struct zs_pool *pool, unsigned long handle)
+{
+	struct size_class *class;
+	struct zspage *z;
+	uint64_t obj;
+
+	if (!handle)
+		return;
+	if (pool->flags & ZS_POOL_FREE_POOL_LOCK) {
+		free_pool_locked(pool, handle);
+		return;
+	}
+	/* seed 000: the class index in obj never changes while the handle
+	 * lives, so a lockless read is enough to pick the lock */
+	if (handle_lookup(&pool->handles, handle, &obj, NULL)) {
+		pool_report_invalid(pool, "zs_free", handle);
+		return;
+	}
+	race_window(ZS_RACE_FREE_LOOKUP, pool);
+	class = pool->size_class[obj_class(obj)];
+	zs_mutex_lock(&class->lock);
+	z = pool_free_locked(pool, class, handle, "zs_free");
+	zs_mutex_unlock(&class->lock);
+	free_finish(pool, z, handle, "zs_free");
+}
+
+struct free_item {
+	unsigned long handle;
+	unsigned class_idx;
+};
+
+static int cmp_free_item(const void *x, const void *y)
+{
+	const struct free_item *a = x, *b = y;
+	if (a->class_idx != b->class_idx)
+		return a->class_idx < b->class_idx ? -1 : 1;
+	return (a->handle > b->handle) - (a->handle < b->handle);
+}
+
+void pool_free_batch(struct zs_pool *pool, unsigned long *handles, size_t n)
+{
+	enum { STEP = 256 };
+	struct free_item items[STEP];
+	struct zspage *empty[STEP];
+	unsigned long bad[STEP];
+
+	for (size_t base = 0; base < n; base += STEP) {
+		size_t m = n - base < STEP ? n - base : STEP, k = 0, nr_empty = 0, nr_bad = 0;
+
+		for (size_t i = 0; i < m; i++) {
+			unsigned long h = handles[base + i];
+			uint64_t obj;
+
+			if (!h)
+				continue;
+			if (handle_lookup(&pool->handles, h, &obj, NULL)) {
+				bad[nr_bad++] = h;
+				continue;
+			}
+			items[k].handle = h;
+			items[k++].class_idx = obj_class(obj);
+		}
+		/* group by class: one lock hold per run of same-class handles */
+		qsort(items, k, sizeof(items[0]), cmp_free_item);
+		for (size_t i = 0; i < k;) {
+			struct size_class *class = pool->size_class[items[i].class_idx];
+
+			zs_mutex_lock(&class->lock);
+			for (; i < k && pool->size_class[items[i].class_idx] == class; i++) {
+				struct zspage *z =
+					pool_free_locked(pool, class, items[i].handle, "zs_free_deferred");
+				if (z == POOL_FREE_INVALID)
+					bad[nr_bad++] = items[i].handle;
+				else if (z)
+					empty[nr_empty++] = z;
+			}
+			zs_mutex_unlock(&class->lock);
+		}
+		for (size_t i = 0; i < nr_empty; i++)
+			zspage_destroy(pool, empty[i]);
+		for (size_t i = 0; i < nr_bad; i++)
+			pool_report_invalid(pool, "zs_free_deferred", bad[i]);
+	}
+}
+
+/*
+ * Finds the zspage of a live handle and read-locks it, so the object cannot
+ * move until the matching unlock. Takes no pool-wide lock: the zspage is
+ * found under RCU (its descriptor cannot be freed under us), locked, and obj
+ * re-checked: compaction and migration change obj only while holding the
+ * write lock of the zspage the object leaves, so an unchanged obj after our
+ * read lock means the object is in z and stays there. NULL if invalid.
+ */
+static struct zspage *obj_lock(struct zs_pool *pool, unsigned long handle, uint64_t *objp,
+			       const char *op)
+{
+	for (;;) {
+		struct zspage *z;
+		uint64_t obj, *word, w;
+
+		zs_rcu_read_lock();
+		if (handle_lookup(&pool->handles, handle, &obj, &word)) {
+			zs_rcu_read_unlock();
+			pool_report_invalid(pool, op, handle);
+			errno = EBADF;
+			return NULL;
+		}
+		/* the whole slot word: same place, same generation */
+		w = obj | SLOT_ALLOC |
+		    ((((uint64_t)handle >> HANDLE_GEN_SHIFT) & ((1u << SLOT_GEN_BITS) - 1))
+		     << SLOT_GEN_SHIFT);
+		z = pdesc_zspage(&pool->arena, obj_pfn(obj));
+		race_window(ZS_RACE_READ_LOOKUP, pool);
+		if (z) {
+			zspage_read_lock(z);
+			/* acquire: pairs with handle_move_locked()'s release; after
+			 * our lock acquire, a writer that moved the object has also
+			 * published its new obj */
+			if (load_acquire(word) == w) {
+				zs_rcu_read_unlock();
+				*objp = obj;
+				return z;
+			}
+			zspage_read_unlock(z);
+		}
+		zs_rcu_read_unlock();
+		/* moved (or being migrated) meanwhile: look it up again */
+	}
+}
+
+/* Unlocks the zspage that obj_lock() returned for this handle. */
+static void obj_unlock(struct zs_pool *pool, uint64_t obj)
+{
+	/* obj cannot change while we hold the read lock, nor can pdesc */
+	zspage_read_unlock(pdesc_zspage(&pool->arena, obj_pfn(obj)));
+}
+
+ZS_EXPORT void *zs_obj_read_begin(struct zs_pool *pool, unsigned long handle, size_t mem_len,
+				  void *local_copy)
+{
+	struct size_class *class;
+	struct zspage *z;
+	unsigned page, off;
+	size_t hdr, first;
+	uint64_t obj;
+	char *p;
+
+	z = obj_lock(pool, handle, &obj, "zs_obj_read_begin");
+	if (!z)
+		return NULL;
+	class = pool->size_class[obj_class(obj)];
+	if (mem_len > class_capacity(class)) {
+		obj_unlock(pool, obj);
+		errno = EINVAL;
+		return NULL;
+	}
+	hdr = class->huge ? 0 : ZS_HANDLE_SIZE;
+	obj_location(class, obj_idx(obj), &page, &off);
+	p = (char *)arena_page(&pool->arena, obj_pfn(obj)) + off + hdr;
+	first = ZS_PAGE_SIZE - off - hdr;
+	if (mem_len <= first || z->pfn[page + 1] == obj_pfn(obj) + 1)
+		return p; /* in one page, or the two pages are adjacent */
+	memcpy(local_copy, p, first);
+	memcpy((char *)local_copy + first, arena_page(&pool->arena, z->pfn[page + 1]),
+	       mem_len - first);
+	return local_copy;
+}
+
+ZS_EXPORT void zs_obj_read_end(struct zs_pool *pool, unsigned long handle, size_t mem_len,
+			       void *handle_mem)
+{
+	uint64_t obj;
+
+	(void)mem_len;
+	(void)handle_mem;
+	if (handle_lookup(&pool->handles, handle, &obj, NULL)) {
+		pool_report_invalid(pool, "zs_obj_read_end", handle);
+		return;
+	}
+	obj_unlock(pool, obj);
+}
+
+ZS_EXPORT int zs_obj_write(struct zs_pool *pool, unsigned long handle, const void *src,
+			   size_t mem_len)
+{
+	struct size_class *class;
+	struct zspage *z;
+	unsigned page, off;
+	size_t hdr, first;
+	uint64_t obj;
+	char *p;
+
+	z = obj_lock(pool, handle, &obj, "zs_obj_write");
+	if (!z)
+		return -EBADF;
+	class = pool->size_class[obj_class(obj)];
+	if (mem_len > class_capacity(class)) {
+		obj_unlock(pool, obj);
+		return -EINVAL;
+	}
+	hdr = class->huge ? 0 : ZS_HANDLE_SIZE;
+	obj_location(class, obj_idx(obj), &page, &off);
+	p = (char *)arena_page(&pool->arena, obj_pfn(obj)) + off + hdr;
+	first = ZS_PAGE_SIZE - off - hdr;
+	if (first > mem_len)
+		first = mem_len;
+	memcpy(p, src, first);
+	if (mem_len > first)
+		memcpy(arena_page(&pool->arena, z->pfn[page + 1]), (const char *)src + first,
+		       mem_len - first);
+	obj_unlock(pool, obj);
+	return 0;
+}
+
+ZS_EXPORT size_t zs_huge_class_size(struct zs_pool *pool)
+{
+	return pool->huge_class_size;
+}
+
+ZS_EXPORT unsigned long zs_get_total_pages(struct zs_pool *pool)
+{
+	return load_relaxed(&pool->pages_allocated);
+}
+
+ZS_EXPORT unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int size)
+{
+	return pool_class(pool, size)->index;
+}
+
+ZS_EXPORT void zs_pool_trim(struct zs_pool *pool)
+{
+	arena_trim(&pool->arena);
+}
