@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the allocator tests: PRNG, patterns, RSS. */
+#ifndef ZS_TEST_COMMON_H
+#define ZS_TEST_COMMON_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* splitmix64: small, fast, good enough for test data */
+static inline uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static inline unsigned rng_below(uint64_t *s, unsigned n)
+{
+	return (unsigned)(rng_next(s) % n);
+}
+
+/* A pattern that names its object: any byte from another object or an
+ * older version fails the check. */
+static inline void pattern_fill(void *buf, size_t len, uint64_t key)
+{
+	unsigned char *p = buf;
+	uint64_t s = key;
+
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = rng_next(&s);
+		memcpy(p + i, &v, len - i < 8 ? len - i : 8);
+	}
+}
+
+static inline int pattern_check(const void *buf, size_t len, uint64_t key)
+{
+	unsigned char tmp[4096];
+
+	if (len > sizeof(tmp))
+		return 0;
+	pattern_fill(tmp, len, key);
+	return memcmp(tmp, buf, len) == 0;
+}
+
+/* Resident set size of this process in bytes. */
+static inline size_t rss_bytes(void)
+{
+	long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Sanitizers keep freed memory in quarantine and add shadow memory:
+ * RSS-based checks are meaningless under them. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ZS_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define ZS_TEST_SANITIZED 1
+#endif
+#endif
+#ifndef ZS_TEST_SANITIZED
+#define ZS_TEST_SANITIZED 0
+#endif
+
+/* Number from the environment, for scaling stress runs. */
+static inline unsigned long env_ulong(const char *name, unsigned long def)
+{
+	const char *v = getenv(name);
+	return v && *v ? strtoul(v, NULL, 0) : def;
+}
+
+#endif /* ZS_TEST_COMMON_H */

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pool basics: every size round-trips, straddling objects (in place and
+ * through the caller's copy), the huge class, fullness transitions,
+ * max_pages, argument errors, statistics dumps, and memory going back to
+ * the OS.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "zsmalloc.h"
+#include "common.h"
+
+static void write_pattern(struct zs_pool *pool, unsigned long h, size_t len, uint64_t key)
+{
+	unsigned char buf[4096];
+
+	pattern_fill(buf, len, key);
+	assert_int_equal(zs_obj_write(pool, h, buf, len), 0);
+}
+
+/* Reads and checks; returns 1 if the read went through local_copy. */
+static int check_pattern(struct zs_pool *pool, unsigned long h, size_t len, uint64_t key)
+{
+	unsigned char local[4096];
+	void *p = zs_obj_read_begin(pool, h, len, local);
+	int copied = p == (void *)local;
+
+	assert_non_null(p);
+	assert_true(pattern_check(p, len, key));
+	zs_obj_read_end(pool, h, len, p);
+	return copied;
+}
+
+static void test_every_size(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("sizes");
+	unsigned long h[4097];
+
+	(void)state;
+	/* three rounds so that every class has objects at many offsets */
+	for (int round = 0; round < 3; round++) {
+		for (size_t size = 1; size <= 4096; size++) {
+			h[size] = zs_malloc(pool, size);
+			assert_true(h[size] != 0);
+			write_pattern(pool, h[size], size, size * 7 + (uint64_t)round);
+		}
+		for (size_t size = 1; size <= 4096; size++)
+			check_pattern(pool, h[size], size, size * 7 + (uint64_t)round);
+		/* free in a scattered order */
+		for (size_t i = 0; i < 4096; i++) {
+			size_t size = 1 + (i * 2731) % 4096;
+			zs_free(pool, h[size]);
+		}
+		assert_int_equal(zs_get_total_pages(pool), 0);
+	}
+	zs_destroy_pool(pool);
+}
+
+/* Partial reads and writes of an object's prefix. */
+static void test_prefix_access(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("prefix");
+	unsigned long h = zs_malloc(pool, 3000);
+	unsigned char buf[3000], local[3000];
+
+	(void)state;
+	pattern_fill(buf, sizeof(buf), 42);
+	assert_int_equal(zs_obj_write(pool, h, buf, sizeof(buf)), 0);
+	assert_int_equal(zs_obj_write(pool, h, "abc", 3), 0);
+	unsigned char *p = zs_obj_read_begin(pool, h, 10, local);
+	assert_memory_equal(p, "abc", 3);
+	assert_memory_equal(p + 3, buf + 3, 7);
+	zs_obj_read_end(pool, h, 10, p);
+	zs_free(pool, h);
+	zs_destroy_pool(pool);
+}
+
+/*
+ * Objects straddling two pages whose frames are not adjacent are read
+ * through local_copy. Freed one-page zspages go to the arena's cache and
+ * come back last-in first-out, so a new multi-page zspage built from them
+ * gets its pages in descending order.
+ */
+static void test_straddle_copy(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("straddle");
+	unsigned long huge[64], h[200];
+	size_t size = 3000; /* class 3008: several pages per zspage */
+	int copied = 0;
+
+	(void)state;
+	for (int i = 0; i < 64; i++)
+		huge[i] = zs_malloc(pool, 4000);
+	for (int i = 0; i < 64; i++)
+		zs_free(pool, huge[i]);
+	for (int i = 0; i < 200; i++) {
+		h[i] = zs_malloc(pool, size);
+		write_pattern(pool, h[i], size, (uint64_t)i);
+	}
+	for (int i = 0; i < 200; i++)
+		copied += check_pattern(pool, h[i], size, (uint64_t)i);
+	assert_true(copied > 0);
+	for (int i = 0; i < 200; i++)
+		zs_free(pool, h[i]);
+
+	/* fresh contiguous pages: straddlers are read in place */
+	zs_pool_trim(pool);
+	copied = 0;
+	for (int i = 0; i < 200; i++) {
+		h[i] = zs_malloc(pool, size);
+		write_pattern(pool, h[i], size, (uint64_t)i + 1000);
+	}
+	for (int i = 0; i < 200; i++)
+		copied += check_pattern(pool, h[i], size, (uint64_t)i + 1000);
+	assert_int_equal(copied, 0);
+	for (int i = 0; i < 200; i++)
+		zs_free(pool, h[i]);
+	zs_destroy_pool(pool);
+}
+
+static void test_huge_class(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("huge");
+	size_t huge = zs_huge_class_size(pool);
+	unsigned long h[8];
+
+	(void)state;
+	/* huge objects take a page each, no header: 4096 bytes fit */
+	for (int i = 0; i < 8; i++) {
+		h[i] = zs_malloc(pool, i < 4 ? 4096 : huge + (size_t)i);
+		write_pattern(pool, h[i], i < 4 ? 4096 : huge + (size_t)i, (uint64_t)i);
+	}
+	assert_int_equal(zs_get_total_pages(pool), 8);
+	for (int i = 0; i < 8; i++)
+		check_pattern(pool, h[i], i < 4 ? 4096 : huge + (size_t)i, (uint64_t)i);
+	/* one byte less than huge is not huge: it shares zspages */
+	unsigned long small = zs_malloc(pool, huge - 1);
+	assert_int_not_equal(zs_lookup_class_index(pool, (unsigned)huge - 1 + 8),
+			     zs_lookup_class_index(pool, 4096));
+	zs_free(pool, small);
+	for (int i = 0; i < 8; i++)
+		zs_free(pool, h[i]);
+	assert_int_equal(zs_get_total_pages(pool), 0);
+	zs_destroy_pool(pool);
+}
+
+static int class_pos(struct zs_pool *pool, unsigned index)
+{
+	struct zs_class_stats cs;
+
+	for (unsigned k = 0; k < zs_class_count(pool); k++) {
+		zs_class_stats(pool, k, &cs);
+		if (cs.index == index)
+			return (int)k;
+	}
+	return -1;
+}
+
+static unsigned expected_column(unsigned inuse, unsigned objs)
+{
+	if (inuse == objs)
+		return 10;                     /* "100%" */
+	return 100 * inuse / objs / 10; /* "10%" = 0-9 % used ... "99%" = 90-99 % */
+}
+
+static void test_fullness(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("fullness");
+	size_t size = 100;
+	int pos = class_pos(pool, zs_lookup_class_index(pool, (unsigned)size + 8));
+	struct zs_class_stats cs;
+	unsigned long *h;
+
+	(void)state;
+	assert_true(pos >= 0);
+	zs_class_stats(pool, (unsigned)pos, &cs);
+	h = calloc(cs.objs_per_zspage, sizeof(*h));
+	for (unsigned n = 1; n <= cs.objs_per_zspage; n++) {
+		h[n - 1] = zs_malloc(pool, size);
+		zs_class_stats(pool, (unsigned)pos, &cs);
+		for (unsigned col = 0; col < ZS_NR_FULLNESS_COLUMNS; col++)
+			assert_int_equal(cs.zspages[col], col == expected_column(n, cs.objs_per_zspage));
+		assert_int_equal(cs.obj_used, n);
+		assert_int_equal(cs.obj_allocated, cs.objs_per_zspage);
+		assert_int_equal(cs.pages_used, cs.pages_per_zspage);
+	}
+	/* one more opens a second zspage */
+	unsigned long extra = zs_malloc(pool, size);
+	zs_class_stats(pool, (unsigned)pos, &cs);
+	assert_int_equal(cs.obj_allocated, 2 * cs.objs_per_zspage);
+	assert_int_equal(cs.zspages[0], 1);
+	assert_int_equal(cs.zspages[10], 1);
+	assert_int_equal(cs.freeable, 0);
+	zs_free(pool, extra);
+	for (unsigned n = cs.objs_per_zspage; n > 0; n--) {
+		zs_class_stats(pool, (unsigned)pos, &cs);
+		for (unsigned col = 0; col < ZS_NR_FULLNESS_COLUMNS; col++)
+			assert_int_equal(cs.zspages[col], col == expected_column(n, cs.objs_per_zspage));
+		zs_free(pool, h[n - 1]);
+	}
+	zs_class_stats(pool, (unsigned)pos, &cs);
+	assert_int_equal(cs.obj_allocated, 0);
+	assert_int_equal(cs.pages_used, 0);
+	assert_int_equal(zs_get_total_pages(pool), 0);
+	free(h);
+	zs_destroy_pool(pool);
+}
+
+static void test_max_pages(void **state)
+{
+	struct zs_pool_config cfg = { .max_pages = 16 };
+	struct zs_pool *pool = zs_create_pool_ex("limited", &cfg);
+	unsigned long h[1000];
+	int n = 0;
+
+	(void)state;
+	for (;;) {
+		errno = 0;
+		unsigned long x = zs_malloc(pool, 3000);
+		if (!x) {
+			assert_int_equal(errno, ENOMEM);
+			break;
+		}
+		write_pattern(pool, x, 3000, (uint64_t)n);
+		h[n++] = x;
+		assert_true(n < 1000);
+	}
+	assert_true(zs_get_total_pages(pool) <= 16);
+	assert_true(zs_get_total_pages(pool) > 8);
+	/* a failure changes nothing */
+	unsigned long before = zs_get_total_pages(pool);
+	errno = 0;
+	assert_int_equal(zs_malloc(pool, 3000), 0);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(zs_get_total_pages(pool), before);
+	for (int i = 0; i < n; i++)
+		check_pattern(pool, h[i], 3000, (uint64_t)i);
+	/* freeing one makes room for one */
+	zs_free(pool, h[0]);
+	h[0] = zs_malloc(pool, 3000);
+	assert_true(h[0] != 0);
+	for (int i = 0; i < n; i++)
+		zs_free(pool, h[i]);
+	zs_destroy_pool(pool);
+}
+
+static void test_arguments(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("args");
+	struct zs_pool_stats st;
+	unsigned char buf[4096] = { 0 };
+
+	(void)state;
+	errno = 0;
+	assert_int_equal(zs_malloc(pool, 0), 0);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(zs_malloc(pool, ZS_MAX_ALLOC_SIZE + 1), 0);
+	assert_int_equal(errno, E2BIG);
+	assert_int_equal(zs_get_total_pages(pool), 0);
+	zs_free(pool, 0); /* ignored */
+
+	/* writes past the object's capacity are refused and change nothing */
+	unsigned long h = zs_malloc(pool, 100);
+	write_pattern(pool, h, 100, 9);
+	assert_int_equal(zs_obj_write(pool, h, buf, 4096), -EINVAL);
+	check_pattern(pool, h, 100, 9);
+	errno = 0;
+	assert_null(zs_obj_read_begin(pool, h, 4096, buf));
+	assert_int_equal(errno, EINVAL);
+	/* and the object is not left read-locked: compaction still works */
+	zs_pool_stats(pool, &st);
+	assert_int_equal(st.objs_used, 1);
+	zs_free(pool, h);
+	zs_destroy_pool(pool);
+}
+
+static void test_stats_dump(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("dump \"quoted\"");
+	unsigned long h[100];
+	char small[16];
+	char *buf;
+	int len;
+
+	(void)state;
+	for (int i = 0; i < 100; i++)
+		h[i] = zs_malloc(pool, 50 + 30 * (size_t)i);
+	len = zs_pool_stats_dump(pool, ZS_STATS_TEXT, small, sizeof(small));
+	assert_true(len > (int)sizeof(small));
+	assert_int_equal(strlen(small), sizeof(small) - 1); /* truncated, terminated */
+	buf = malloc((size_t)len + 1);
+	assert_int_equal(zs_pool_stats_dump(pool, ZS_STATS_TEXT, buf, (size_t)len + 1), len);
+	assert_non_null(strstr(buf, " class  size       10%"));
+	assert_non_null(strstr(buf, "obj_allocated   obj_used pages_used pages_per_zspage freeable"));
+	assert_non_null(strstr(buf, " Total"));
+	free(buf);
+
+	len = zs_pool_stats_dump(pool, ZS_STATS_JSON, NULL, 0);
+	buf = malloc((size_t)len + 1);
+	zs_pool_stats_dump(pool, ZS_STATS_JSON, buf, (size_t)len + 1);
+	assert_true(buf[0] == '{');
+	assert_non_null(strstr(buf, "\"pool\":\"dump \\\"quoted\\\"\""));
+	assert_non_null(strstr(buf, "\"classes\":[{\"class\":0,"));
+	assert_non_null(strstr(buf, "\"objs_used\":100"));
+	free(buf);
+
+	struct zs_pool_stats st;
+	zs_pool_stats(pool, &st);
+	assert_int_equal(st.objs_used, 100);
+	assert_int_equal(st.pages_allocated, zs_get_total_pages(pool));
+	assert_true(st.pages_max >= st.pages_allocated);
+	assert_true(st.metadata_bytes > 0);
+	for (int i = 0; i < 100; i++)
+		zs_free(pool, h[i]);
+	zs_destroy_pool(pool);
+}
+
+/* After freeing everything, RSS is back within 1 MiB plus metadata. */
+static void test_rss_returns(void **state)
+{
+	enum { N = 60000 };
+	struct zs_pool *pool;
+	unsigned long *h;
+	struct zs_pool_stats st;
+	uint64_t seed = 5;
+	size_t before, peak, after;
+
+	(void)state;
+	if (ZS_TEST_SANITIZED)
+		skip();
+	pool = zs_create_pool("rss");
+	h = calloc(N, sizeof(*h));
+	memset(h, 0, N * sizeof(*h)); /* touch it before the baseline */
+	before = rss_bytes();
+	for (int i = 0; i < N; i++) {
+		size_t len = 500 + rng_below(&seed, 3000);
+		h[i] = zs_malloc(pool, len);
+		write_pattern(pool, h[i], len, (uint64_t)i);
+	}
+	peak = rss_bytes();
+	zs_pool_stats(pool, &st);
+	assert_true(peak - before > (size_t)st.pages_allocated * 4096 * 9 / 10);
+	size_t metadata = st.metadata_bytes;
+	for (int i = 0; i < N; i++)
+		zs_free(pool, h[(i * 7919) % N]);
+	after = rss_bytes();
+	assert_int_equal(zs_get_total_pages(pool), 0);
+	if (after > before + (1u << 20) + metadata)
+		fail_msg("RSS %zu -> peak %zu -> %zu: %zu above baseline (metadata %zu)", before,
+			 peak, after, after - before, metadata);
+	free(h);
+	zs_destroy_pool(pool);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_size),  cmocka_unit_test(test_prefix_access),
+		cmocka_unit_test(test_straddle_copy), cmocka_unit_test(test_huge_class),
+		cmocka_unit_test(test_fullness),    cmocka_unit_test(test_max_pages),
+		cmocka_unit_test(test_arguments),   cmocka_unit_test(test_stats_dump),
+		cmocka_unit_test(test_rss_returns),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
