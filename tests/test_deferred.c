@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Deferred free: flush and destroy with partly filled buffers in several
+ * threads, the work-item hook, thread exit handing buffers over, and the
+ * handoff torture: producers with tiny buffers (constant swaps), with and
+ * without spare buffers (the synchronous fallback), threads exiting
+ * mid-run; at the end every queued item was freed exactly once (a shadow
+ * count per item) and the pool is empty.
+ *
+ * Usage: test_deferred [--torture N]   (N items per producer, long run)
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "zsmalloc.h"
+#include "common.h"
+#ifdef ZS_RACE_HOOKS
+#include "internal.h"
+
+/* Race-hook builds: yield inside the handoff window half of the time. */
+static void yield_hook(enum zs_race_point point, struct zs_pool *p)
+{
+	static __thread uint64_t s;
+	(void)p;
+	if (!s)
+		s = (uint64_t)(uintptr_t)&s;
+	if (point == ZS_RACE_DEFERRED_HANDOFF && rng_below(&s, 2) == 0)
+		sched_yield();
+}
+#endif
+
+static unsigned long torture_items = 50000;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static unsigned long objs_used(struct zs_pool *pool)
+{
+	struct zs_pool_stats st;
+	zs_pool_stats(pool, &st);
+	return st.objs_used;
+}
+
+/* ------------------------------------------------------------------ */
+
+struct producer {
+	struct zs_pool *pool;
+	pthread_barrier_t *queued, *release;
+	unsigned n;
+};
+
+/* Queues n frees (fewer than a buffer holds), then waits to be let go. */
+static void *queue_and_wait(void *arg)
+{
+	struct producer *p = arg;
+
+	for (unsigned i = 0; i < p->n; i++) {
+		unsigned long h = zs_malloc(p->pool, 100 + i % 3000);
+		if (!h)
+			abort(); /* cmocka's asserts belong to the main thread */
+		zs_free_deferred(p->pool, h);
+	}
+	pthread_barrier_wait(p->queued);
+	pthread_barrier_wait(p->release);
+	return NULL;
+}
+
+static void run_producers(struct zs_pool *pool, unsigned n, bool destroy)
+{
+	enum { T = 4 };
+	pthread_t t[T];
+	pthread_barrier_t queued, rel;
+	struct producer p = { .pool = pool, .queued = &queued, .release = &rel, .n = n };
+
+	pthread_barrier_init(&queued, NULL, T + 1);
+	pthread_barrier_init(&rel, NULL, T + 1);
+	for (int i = 0; i < T; i++)
+		pthread_create(&t[i], NULL, queue_and_wait, &p);
+	pthread_barrier_wait(&queued);
+	/* every producer is alive with a partly filled buffer */
+	if (destroy) {
+		zs_destroy_pool(pool); /* flushes first; the owners let go later */
+	} else {
+		zs_free_deferred_flush(pool);
+		assert_int_equal(objs_used(pool), 0);
+		assert_int_equal(zs_get_total_pages(pool), 0);
+	}
+	pthread_barrier_wait(&rel);
+	for (int i = 0; i < T; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&queued);
+	pthread_barrier_destroy(&rel);
+}
+
+static void test_flush_partial_buffers(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("flush");
+	struct zs_pool_stats st;
+
+	(void)state;
+	run_producers(pool, 300, false);
+	zs_pool_stats(pool, &st);
+	assert_int_equal(st.deferred_queued, 4 * 300);
+	assert_int_equal(st.deferred_drained, 4 * 300);
+	assert_int_equal(st.deferred_sync, 0);
+	/* and again with the same threads' successors */
+	run_producers(pool, 1000, false);
+	zs_destroy_pool(pool);
+}
+
+static void test_destroy_partial_buffers(void **state)
+{
+	(void)state;
+	run_producers(zs_create_pool("destroy"), 500, true);
+	/* a new pool in the same place must not find the old slots */
+	run_producers(zs_create_pool("destroy2"), 500, false);
+}
+
+/* Handles queued by a thread that then exits are freed within a bound. */
+static void test_exit_hands_over(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("exit");
+	struct producer p = { .pool = pool, .n = 200 };
+	pthread_barrier_t a, b;
+	pthread_t t;
+	double t0, waited;
+
+	(void)state;
+	pthread_barrier_init(&a, NULL, 1);
+	pthread_barrier_init(&b, NULL, 1);
+	p.queued = &a;
+	p.release = &b;
+	pthread_create(&t, NULL, queue_and_wait, &p);
+	pthread_join(t, NULL);
+	t0 = now_s();
+	while (objs_used(pool) && now_s() - t0 < 5)
+		sched_yield();
+	waited = now_s() - t0;
+	assert_int_equal(objs_used(pool), 0);
+	/* the drainer wakes every 50 ms; allow for a loaded machine */
+	if (waited > 1.0)
+		fail_msg("queued handles of an exited thread took %.3f s to free", waited);
+	pthread_barrier_destroy(&a);
+	pthread_barrier_destroy(&b);
+	zs_destroy_pool(pool);
+}
+
+/* ------------------------------------------------------------------ */
+/* Work items and the torture run                                      */
+
+struct shadow {
+	unsigned *count;   /* frees per item, atomic */
+	unsigned long nr;
+	unsigned long bad; /* hook calls with a handle that does not match, atomic */
+	unsigned long *handle_of; /* item -> handle it was queued with */
+};
+
+static void count_hook(void *ctx, unsigned long handle, unsigned long cookie)
+{
+	struct shadow *sh = ctx;
+
+	if (cookie >= sh->nr || sh->handle_of[cookie] != handle) {
+		__atomic_fetch_add(&sh->bad, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	__atomic_fetch_add(&sh->count[cookie], 1, __ATOMIC_RELAXED);
+}
+
+static void test_hook(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("hook");
+	struct shadow sh = { .nr = 100 };
+
+	(void)state;
+	sh.count = calloc(sh.nr, sizeof(*sh.count));
+	sh.handle_of = calloc(sh.nr, sizeof(*sh.handle_of));
+	assert_int_equal(zs_pool_set_deferred_hook(pool, count_hook, &sh), 0);
+	for (unsigned long i = 0; i < sh.nr; i++) {
+		/* items without a handle are bookkeeping only */
+		sh.handle_of[i] = i % 10 ? zs_malloc(pool, 500) : 0;
+		zs_free_deferred_cookie(pool, sh.handle_of[i], i);
+	}
+	assert_int_equal(zs_pool_set_deferred_hook(pool, count_hook, &sh), -EBUSY);
+	zs_free_deferred_flush(pool);
+	for (unsigned long i = 0; i < sh.nr; i++)
+		assert_int_equal(sh.count[i], 1);
+	assert_int_equal(sh.bad, 0);
+	assert_int_equal(objs_used(pool), 0);
+	zs_destroy_pool(pool);
+	free(sh.count);
+	free(sh.handle_of);
+}
+
+struct torture {
+	struct zs_pool *pool;
+	struct shadow *sh;
+	unsigned long next; /* atomic: next item to queue */
+};
+
+/* One producer "life": queues a stretch of items, then the thread exits
+ * (mid-buffer) and a new thread takes over. */
+static void *torture_life(void *arg)
+{
+	struct torture *t = arg;
+	uint64_t s = (uint64_t)(uintptr_t)&s;
+	unsigned stretch = 1 + rng_below(&s, 5000);
+
+	for (unsigned k = 0; k < stretch; k++) {
+		unsigned long i = __atomic_fetch_add(&t->next, 1, __ATOMIC_RELAXED);
+		if (i >= t->sh->nr)
+			break;
+		unsigned long h = zs_malloc(t->pool, 32 + (i * 37) % 3000);
+		if (!h)
+			abort();
+		t->sh->handle_of[i] = h;
+		zs_free_deferred_cookie(t->pool, h, i);
+	}
+	return NULL;
+}
+
+static void *torture_producer(void *arg)
+{
+	struct torture *t = arg;
+
+	while (__atomic_load_n(&t->next, __ATOMIC_RELAXED) < t->sh->nr) {
+		pthread_t life;
+		pthread_create(&life, NULL, torture_life, t);
+		pthread_join(life, NULL);
+	}
+	return NULL;
+}
+
+static void torture(unsigned buffer, unsigned spares)
+{
+	enum { PRODUCERS = 4 };
+	struct zs_pool_config cfg = { .deferred_buffer_size = buffer, .deferred_spares = spares };
+	struct zs_pool *pool = zs_create_pool_ex("torture", &cfg);
+	struct shadow sh = { .nr = PRODUCERS * torture_items };
+	struct torture t = { .pool = pool, .sh = &sh };
+	struct zs_pool_stats st;
+	pthread_t p[PRODUCERS];
+
+	sh.count = calloc(sh.nr, sizeof(*sh.count));
+	sh.handle_of = calloc(sh.nr, sizeof(*sh.handle_of));
+	zs_pool_set_deferred_hook(pool, count_hook, &sh);
+	for (int i = 0; i < PRODUCERS; i++)
+		pthread_create(&p[i], NULL, torture_producer, &t);
+	for (int i = 0; i < PRODUCERS; i++)
+		pthread_join(p[i], NULL);
+	zs_free_deferred_flush(pool);
+
+	for (unsigned long i = 0; i < sh.nr; i++)
+		if (sh.count[i] != 1)
+			fail_msg("item %lu freed %u times", i, sh.count[i]);
+	assert_int_equal(sh.bad, 0);
+	zs_pool_stats(pool, &st);
+	assert_int_equal(st.objs_used, 0);
+	assert_int_equal(st.invalid_handles, 0);
+	assert_int_equal(st.deferred_drained + st.deferred_sync, sh.nr);
+	if (spares == ZS_DEFERRED_NO_SPARES)
+		assert_true(st.deferred_sync > 0); /* the fallback was exercised */
+	else
+		assert_true(st.deferred_batches > 0); /* so were the swaps */
+	assert_int_equal(zs_get_total_pages(pool), 0);
+	zs_destroy_pool(pool);
+	free(sh.count);
+	free(sh.handle_of);
+}
+
+static void test_torture_tiny_buffers(void **state)
+{
+	(void)state;
+	torture(4, 2);
+}
+
+static void test_torture_no_spares(void **state)
+{
+	(void)state;
+	torture(4, ZS_DEFERRED_NO_SPARES);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_flush_partial_buffers),
+		cmocka_unit_test(test_destroy_partial_buffers),
+		cmocka_unit_test(test_exit_hands_over),
+		cmocka_unit_test(test_hook),
+		cmocka_unit_test(test_torture_tiny_buffers),
+		cmocka_unit_test(test_torture_no_spares),
+	};
+	if (argc == 3 && !strcmp(argv[1], "--torture"))
+		torture_items = strtoul(argv[2], NULL, 0);
+#ifdef ZS_RACE_HOOKS
+	__atomic_store_n(&zs_race_hook, yield_hook, __ATOMIC_RELEASE);
+#endif
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
