@@ -105,6 +105,12 @@ int class_table_init(struct zs_pool *pool)
 		c->objs_per_zspage = shape[i].objs;
 		c->index = (unsigned)i;
 		c->huge = shape[i].pages == 1 && shape[i].objs == 1;
+		for (int fg = ZS_NR_FULLNESS - 1, n = (int)c->objs_per_zspage; fg >= 0; fg--) {
+			while (n > 0 && fullness_group((unsigned)n - 1, c->objs_per_zspage) >=
+						(unsigned)fg)
+				n--;
+			c->fg_min[fg] = (uint16_t)n;
+		}
 		pool->size_class[i] = c;
 	}
 	for (i = 0; i < ZS_SIZE_CLASSES; i++)

@@ -19,6 +19,8 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -53,6 +55,18 @@ static inline uint64_t handle_gen(unsigned long handle)
 	return (handle >> HANDLE_GEN_SHIFT) & ((1u << SLOT_GEN_BITS) - 1);
 }
 
+/*
+ * A fresh slot's first generation: a hash of its index and the table's
+ * random seed, so that guessing a live handle is a 1-in-65535 shot even in
+ * a new pool, where every slot would otherwise be on generation 1.
+ */
+static inline uint64_t first_gen(const struct handle_table *t, uint64_t idx)
+{
+	uint64_t z = (idx ^ t->gen_seed) * 0x9e3779b97f4a7c15ull;
+	uint64_t gen = (z >> 40) & ((1u << SLOT_GEN_BITS) - 1);
+	return gen ? gen : 1;
+}
+
 static inline uint64_t next_gen(uint64_t gen)
 {
 	gen = (gen + 1) & ((1u << SLOT_GEN_BITS) - 1);
@@ -69,6 +83,8 @@ int handle_table_init(struct handle_table *t, size_t max_slots)
 	if (!t->slots)
 		return -ENOMEM;
 	t->nr_max = max_slots;
+	if (getrandom(&t->gen_seed, sizeof(t->gen_seed), GRND_NONBLOCK) != sizeof(t->gen_seed))
+		t->gen_seed = (uint64_t)(uintptr_t)t ^ (uint64_t)time(NULL);
 	if (pthread_mutex_init(&t->lock, NULL)) {
 		vm_unreserve(t->slots, max_slots * sizeof(uint64_t));
 		return -ENOMEM;
@@ -162,7 +178,7 @@ unsigned long handle_alloc_locked(struct handle_table *t, struct size_class *cla
 	w = load_relaxed(&t->slots[idx]);
 	class->handle_cache = free_link(w);
 	class->handle_cached--;
-	gen = slot_gen(w) ? slot_gen(w) : 1;
+	gen = slot_gen(w) ? slot_gen(w) : first_gen(t, idx);
 	/* the slot still reads as free until handle_publish_locked() */
 	return (unsigned long)((idx << HANDLE_IDX_SHIFT) | (gen << HANDLE_GEN_SHIFT));
 }

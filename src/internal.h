@@ -274,6 +274,9 @@ struct size_class {
 	unsigned pages_per_zspage; /* immutable */
 	unsigned index;          /* immutable: index in the kernel's table, stored in obj */
 	bool huge;               /* immutable: one object per page, no in-page header */
+	/* immutable: fg_min[g] = the fewest objects in use of fullness group g
+	 * or above, so re-filing after +-1 object needs no division */
+	uint16_t fg_min[ZS_NR_FULLNESS];
 } __attribute__((aligned(64)));
 
 /*
@@ -291,6 +294,7 @@ struct handle_table {
 	size_t bump;            /* slots handed out at least once. Sync: lock */
 	uint64_t free_head;     /* global free list (index + 1). Sync: lock */
 	size_t nr_free;         /* Synchronization: lock */
+	uint64_t gen_seed;      /* immutable: randomises first generations */
 	pthread_mutex_t lock;
 };
 
@@ -510,6 +514,18 @@ static inline size_t class_capacity(const struct size_class *c)
 /* zspage.c: zspages, in-zspage free list, fullness, zspage lock        */
 
 unsigned fullness_group(unsigned inuse, unsigned objs_per_zspage);
+/* The group of 'inuse' objects, stepping from a nearby group 'from'. */
+static inline unsigned class_fullness_from(const struct size_class *c, unsigned inuse,
+					   unsigned from)
+{
+	unsigned g = from;
+
+	while (g + 1 < ZS_NR_FULLNESS && c->fg_min[g + 1] <= inuse)
+		g++;
+	while (g > 0 && c->fg_min[g] > inuse)
+		g--;
+	return g;
+}
 /* Allocates pages and a descriptor; publishes pdesc. No lock held. */
 struct zspage *zspage_create(struct zs_pool *pool, struct size_class *class);
 /* Frees a dead zspage's pages (now) and descriptor (after RCU). No lock held. */

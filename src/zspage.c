@@ -96,8 +96,9 @@ void zspage_unlink_locked(struct size_class *class, struct zspage *z)
 
 unsigned zspage_refile_locked(struct size_class *class, struct zspage *z)
 {
-	unsigned fg = fullness_group(z->inuse, class->objs_per_zspage);
+	unsigned fg = class_fullness_from(class, z->inuse, z->fullness);
 
+	ZS_ASSERT_INTERNAL(fg == fullness_group(z->inuse, class->objs_per_zspage));
 	if (fg != z->fullness) {
 		zspage_unlink_locked(class, z);
 		zspage_link_locked(class, z);
@@ -148,6 +149,9 @@ uint64_t zspage_obj_alloc_locked(struct zs_pool *pool, struct size_class *class,
 		idx = z->freeobj;
 		z->freeobj = class->huge ? OBJ_NONE
 					 : (uint16_t)(header_load(obj_addr(pool, class, z, idx)) >> 1);
+		/* the next allocation reads that object's link: start the miss now */
+		if (z->freeobj != OBJ_NONE)
+			__builtin_prefetch(obj_addr(pool, class, z, z->freeobj), 1, 1);
 	} else {
 		idx = z->bump++;
 	}
