@@ -56,6 +56,8 @@ extern "C" {
 #define ZS_POOL_PSI_COMPACT    (1u << 3) /* also compact on memory pressure (Linux PSI) */
 #define ZS_POOL_FREE_POOL_LOCK (1u << 4) /* zs_free through the pool-wide lock (pre-seed-000
                                             path; kept for side-by-side benchmarks) */
+#define ZS_POOL_NO_SPARE       (1u << 5) /* free every emptied zspage at once, as the kernel
+                                            does, instead of keeping one spare per class */
 
 struct zs_pool;
 
@@ -95,6 +97,8 @@ struct zs_pool_stats {
 	unsigned long deferred_drained; /* queued handles freed by the drain side */
 	unsigned long deferred_sync;    /* zs_free_deferred calls that freed synchronously */
 	unsigned long deferred_batches; /* buffers drained */
+	unsigned long pages_spare;      /* pages in empty zspages kept for reuse (counted in
+	                                   pages_allocated; zs_pool_trim/zs_compact free them) */
 };
 
 /* Per-class figures; the columns of the kernel's debugfs "classes" file. */
@@ -203,7 +207,11 @@ unsigned long zs_compactable_pages(struct zs_pool *pool);
  * whole 2 MiB chunks go back to the OS. Returns the pages migrated.
  */
 unsigned long zs_defrag(struct zs_pool *pool);
-/* Returns freed-but-cached arena pages and empty chunks to the OS now. */
+/*
+ * Frees the spare empty zspages (one per class at most, 64 pages per pool
+ * at most, kept so that alloc/free ping-pong does not build and tear down
+ * zspages) and returns cached arena pages and empty chunks to the OS now.
+ */
 void zs_pool_trim(struct zs_pool *pool);
 
 #ifdef __cplusplus

@@ -97,6 +97,12 @@ static unsigned long compact_batch(struct zs_pool *pool, struct size_class *clas
 	if (legacy)
 		pthread_rwlock_wrlock(&pool->migrate_lock);
 	zs_mutex_lock(&class->lock);
+	/* an empty spare zspage is all waste: free it first */
+	if ((to_free[nr_free] = pool_take_spare_locked(pool, class))) {
+		nr_free++;
+		*progress = true;
+		goto out;
+	}
 	if (!class_compactable_locked(class) || !(dst = pick_locked(class, false)))
 		goto out;
 	zspage_unlink_locked(class, dst);
@@ -115,9 +121,9 @@ static unsigned long compact_batch(struct zs_pool *pool, struct size_class *clas
 		zspage_write_unlock(src);
 		*progress = true;
 		if (src->inuse == 0) {
-			src->dead = true;
-			class->objs_allocated -= class->objs_per_zspage;
-			to_free[nr_free++] = src;
+			/* unlinked: retire it straight away */
+			zspage_link_locked(class, src);
+			to_free[nr_free++] = pool_retire_locked(pool, class, src, false);
 		} else {
 			zspage_link_locked(class, src);
 		}
@@ -156,7 +162,8 @@ ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
 			race_window(ZS_RACE_COMPACT_BATCH, pool);
 		}
 	}
-	/* compaction is not a hot path: give the freed pages back now */
+	/* compaction is not a hot path: give the freed pages back now (the
+	 * spares went above, batch by batch) */
 	arena_trim(&pool->arena);
 	if (freed) {
 		fetch_add_relaxed(&pool->pages_compacted, freed);

@@ -250,6 +250,7 @@ struct zspage {
 	uint8_t nr_pages;      /* immutable */
 	uint8_t fullness;      /* Synchronization: class lock */
 	bool dead;             /* unlinked for freeing. Synchronization: class lock */
+	bool spare;            /* empty, kept for reuse. Synchronization: class lock */
 	unsigned long huge_handle; /* huge class: handle of its only object. Sync: class lock */
 	struct rcu_head rcu;
 	/*
@@ -355,6 +356,7 @@ struct zs_pool {
 	unsigned long invalid_handles; /* atomic, relaxed: statistics */
 	unsigned long compactions;     /* atomic, relaxed: statistics */
 	unsigned long zspage_bytes;    /* descriptor memory; atomic, relaxed: statistics */
+	unsigned long spare_pages;     /* pages of spare zspages; atomic (budget RMW) */
 	int compacting;                /* 1 while a zs_compact runs; exchange_acq_rel */
 	pthread_rwlock_t migrate_lock; /* see the lock order above */
 	size_t compact_threshold;      /* immutable */
@@ -612,6 +614,17 @@ void pool_report_invalid(struct zs_pool *pool, const char *op, unsigned long han
 struct zspage *pool_free_locked(struct zs_pool *pool, struct size_class *class,
 				unsigned long handle, const char *op);
 #define POOL_FREE_INVALID ((struct zspage *)-1)
+/*
+ * Spare zspages: an emptied zspage may stay linked (group EMPTY) for reuse,
+ * one per class, POOL_SPARE_PAGES per pool. Takes an emptied zspage: keeps
+ * it as the spare and returns NULL, or unlinks it, marks it dead and
+ * returns it for zspage_destroy() after the class lock is dropped.
+ */
+#define POOL_SPARE_PAGES 64
+struct zspage *pool_retire_locked(struct zs_pool *pool, struct size_class *class,
+				  struct zspage *z, bool keep_spare);
+/* Unlinks the class's spare, if any, for destruction (NULL if none). */
+struct zspage *pool_take_spare_locked(struct zs_pool *pool, struct size_class *class);
 /* Frees n handles, grouping runs of one class under one lock hold. */
 void pool_free_batch(struct zs_pool *pool, unsigned long *handles, size_t n);
 /* Adds to / subtracts from pages_allocated; false if over max_pages. */

@@ -29,7 +29,7 @@ void (*zs_race_hook)(enum zs_race_point point, struct zs_pool *pool);
 
 #define ZS_KNOWN_FLAGS                                                                             \
 	(ZS_POOL_RETURN_ERRORS | ZS_POOL_HUGEPAGES | ZS_POOL_BG_COMPACT | ZS_POOL_PSI_COMPACT |    \
-	 ZS_POOL_FREE_POOL_LOCK)
+	 ZS_POOL_FREE_POOL_LOCK | ZS_POOL_NO_SPARE)
 
 void zs_assert_fail(const char *expr, const char *file, int line)
 {
@@ -206,6 +206,10 @@ ZS_EXPORT unsigned long zs_malloc(struct zs_pool *pool, size_t size)
 		zspage_link_locked(class, z);
 		class->objs_allocated += class->objs_per_zspage;
 	}
+	if (z->spare) {
+		z->spare = false;
+		fetch_sub_relaxed(&pool->spare_pages, class->pages_per_zspage);
+	}
 	obj = zspage_obj_alloc_locked(pool, class, z, handle);
 	zspage_refile_locked(class, z);
 	handle_publish_locked(&pool->handles, class, handle, obj);
@@ -256,10 +260,45 @@ struct zspage *pool_free_locked(struct zs_pool *pool, struct size_class *class,
 		ZS_ASSERT_EXPENSIVE(zspage_is_valid_locked(pool, class, z));
 		return NULL;
 	}
+	return pool_retire_locked(pool, class, z, true);
+}
+
+struct zspage *pool_retire_locked(struct zs_pool *pool, struct size_class *class,
+				  struct zspage *z, bool keep_spare)
+{
+	unsigned long pages = class->pages_per_zspage;
+
+	assert_held(&class->lock);
+	ZS_ASSERT(z->inuse == 0 && !z->dead);
+	/* z is linked in the EMPTY group now: is it the class's only one, and
+	 * does the pool's budget allow another spare? */
+	if (keep_spare && !(pool->flags & ZS_POOL_NO_SPARE) &&
+	    class->nr_zspages[ZS_FULLNESS_EMPTY] == 1) {
+		if (fetch_add_relaxed(&pool->spare_pages, pages) + pages <= POOL_SPARE_PAGES) {
+			z->spare = true;
+			return NULL;
+		}
+		fetch_sub_relaxed(&pool->spare_pages, pages);
+	}
+	if (z->spare) {
+		z->spare = false;
+		fetch_sub_relaxed(&pool->spare_pages, pages);
+	}
 	zspage_unlink_locked(class, z);
 	z->dead = true;
 	class->objs_allocated -= class->objs_per_zspage;
 	return z;
+}
+
+struct zspage *pool_take_spare_locked(struct zs_pool *pool, struct size_class *class)
+{
+	struct list_node *empty = &class->fullness_list[ZS_FULLNESS_EMPTY];
+
+	assert_held(&class->lock);
+	if (list_empty(empty))
+		return NULL;
+	return pool_retire_locked(pool, class, container_of(empty->next, struct zspage, list),
+				  false);
 }
 
 /* Finishes a free after the class lock is dropped. */
@@ -533,5 +572,15 @@ ZS_EXPORT unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int 
 
 ZS_EXPORT void zs_pool_trim(struct zs_pool *pool)
 {
+	for (unsigned k = 0; k < pool->nr_classes; k++) {
+		struct size_class *class = &pool->classes[k];
+		struct zspage *z;
+
+		zs_mutex_lock(&class->lock);
+		z = pool_take_spare_locked(pool, class);
+		zs_mutex_unlock(&class->lock);
+		if (z)
+			zspage_destroy(pool, z);
+	}
 	arena_trim(&pool->arena);
 }

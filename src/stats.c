@@ -72,6 +72,7 @@ ZS_EXPORT void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 			     handle_table_bytes(&pool->handles) + load_relaxed(&pool->zspage_bytes);
 	st->invalid_handles = load_relaxed(&pool->invalid_handles);
 	st->compactions = load_relaxed(&pool->compactions);
+	st->pages_spare = load_relaxed(&pool->spare_pages);
 	deferred_stats(pool, st);
 }
 

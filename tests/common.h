@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "zsmalloc.h"
+
 /* splitmix64: small, fast, good enough for test data */
 static inline uint64_t rng_next(uint64_t *s)
 {
@@ -72,6 +74,23 @@ static inline size_t rss_bytes(void)
 #ifndef ZS_TEST_SANITIZED
 #define ZS_TEST_SANITIZED 0
 #endif
+
+/*
+ * With no live object a pool holds only its spare empty zspages (at most
+ * 64 pages); zs_pool_trim() frees those. Returns 1 when that holds.
+ */
+static inline int pool_empty_after_trim(struct zs_pool *pool)
+{
+	struct zs_pool_stats st;
+
+	zs_pool_stats(pool, &st);
+	if (st.objs_used || st.pages_allocated != st.pages_spare || st.pages_spare > 64)
+		return 0;
+	zs_pool_trim(pool);
+	zs_pool_stats(pool, &st);
+	return st.pages_allocated == 0 && st.pages_spare == 0 && st.objs_allocated == 0 &&
+	       zs_get_total_pages(pool) == 0;
+}
 
 /* Number from the environment, for scaling stress runs. */
 static inline unsigned long env_ulong(const char *name, unsigned long def)

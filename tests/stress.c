@@ -283,7 +283,7 @@ int main(int argc, char **argv)
 		if (entries[i].handle)
 			zs_free(pool, entries[i].handle);
 	zs_pool_stats(pool, &st);
-	if (st.objs_used || zs_get_total_pages(pool)) {
+	if (!pool_empty_after_trim(pool)) {
 		fprintf(stderr, "stress: not empty after freeing all: %lu objs, %lu pages\n",
 			st.objs_used, zs_get_total_pages(pool));
 		failures++;
