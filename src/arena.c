@@ -26,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -326,6 +329,48 @@ int arena_alloc_page_below(struct arena *a, size_t below, uint32_t *pfn)
 	return err;
 }
 
+/*
+ * Gives sorted pages back to the OS. Each madvise() of a mapping that other
+ * threads are using costs a TLB shootdown (an IPI to every CPU running
+ * them), so the runs go in one process_madvise() call where the kernel
+ * supports MADV_DONTNEED there with PIDFD_SELF (Linux 6.13 and later batch
+ * the flush); elsewhere, one madvise() per run.
+ */
+#define PIDFD_SELF_THREAD_GROUP (-10000)
+static int process_madvise_ok = 1; /* atomic, relaxed: cleared on first failure */
+
+static void discard_pages(struct arena *a, const uint32_t *pfns, unsigned n)
+{
+	struct iovec iov[ARENA_CACHE_RING];
+	unsigned nr = 0;
+	size_t total = 0;
+	long done = -1;
+
+	for (unsigned i = 0; i < n;) {
+		unsigned j = i + 1;
+		while (j < n && pfns[j] == pfns[j - 1] + 1)
+			j++;
+		iov[nr].iov_base = arena_page(a, pfns[i]);
+		iov[nr].iov_len = (size_t)(j - i) << ZS_PAGE_SHIFT;
+		total += iov[nr++].iov_len;
+		i = j;
+	}
+#ifdef SYS_process_madvise
+	if (load_relaxed(&process_madvise_ok)) {
+		done = syscall(SYS_process_madvise, PIDFD_SELF_THREAD_GROUP, iov, (size_t)nr,
+			       MADV_DONTNEED, 0u);
+		if (done < 0)
+			store_relaxed(&process_madvise_ok, 0);
+	}
+#endif
+	if (done == (long)total)
+		return;
+	/* not supported, or stopped part-way: finish run by run (a repeated
+	 * MADV_DONTNEED of a range already discarded is harmless) */
+	for (unsigned i = 0; i < nr; i++)
+		(void)madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
+}
+
 static int cmp_u32(const void *x, const void *y)
 {
 	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
@@ -342,17 +387,8 @@ static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 	unsigned nr_release = 0;
 
 	qsort(pfns, n, sizeof(*pfns), cmp_u32);
-	if (!a->hugepages) {
-		for (unsigned i = 0; i < n;) {
-			unsigned j = i + 1;
-			while (j < n && pfns[j] == pfns[j - 1] + 1 &&
-			       pfn_chunk(pfns[j]) == pfn_chunk(pfns[i]))
-				j++;
-			(void)madvise(arena_page(a, pfns[i]), (size_t)(j - i) << ZS_PAGE_SHIFT,
-				      MADV_DONTNEED);
-			i = j;
-		}
-	}
+	if (!a->hugepages)
+		discard_pages(a, pfns, n);
 
 	pthread_mutex_lock(&a->lock);
 	for (unsigned i = 0; i < n; i++) {
@@ -407,8 +443,9 @@ void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns)
 			cache_push_locked(a, pfns[i]);
 	}
 	store_relaxed(&a->pages_used, a->pages_used - n);
+	/* evict the older half: large batches, few system calls */
 	if (a->cache_nr >= ARENA_CACHE_PAGES + ZS_MAX_CHAIN) {
-		while (a->cache_nr > ARENA_CACHE_PAGES - ZS_MAX_CHAIN)
+		while (a->cache_nr > ARENA_CACHE_PAGES / 2)
 			out[nr_out++] = cache_pop_oldest_locked(a);
 	}
 	pthread_mutex_unlock(&a->lock);

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a process holds: anonymous resident memory (RssAnon), the honest
+ * measure of what an allocator in this process costs. File-backed and
+ * shared memory (the memfd holding the benchmark pages) is not counted.
+ */
+#ifndef BENCH_MEMSTAT_H
+#define BENCH_MEMSTAT_H
+
+#include <stdint.h>
+
+/* RssAnon of the calling process in bytes (resident - shared of /proc/self/statm); 0 on error. */
+uint64_t bench_rss_anon(void);
+
+#endif /* BENCH_MEMSTAT_H */

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Timing and statistics for benchmarks: a monotonic clock in nanoseconds,
+ * percentiles of latency samples and medians of repeated figures. All
+ * functions here are meant to run *outside* measured sections, except
+ * bench_now_ns(), which is what measured sections are bracketed with.
+ */
+#ifndef BENCH_TIMING_H
+#define BENCH_TIMING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Percentiles (0..100, nearest-rank) of n latency samples in ns. Sorts
+ * 'samples' in place. pct and out have npct entries. Returns 0, or -EINVAL
+ * when n is 0 (out is then set to 0).
+ */
+int bench_percentiles(uint32_t *samples, size_t n, const double *pct, double *out, size_t npct);
+
+/* Median of n doubles (mean of the middle two for even n); sorts v in place. 0 for n = 0. */
+double bench_median(double *v, size_t n);
+
+/* Megabytes (10^6 bytes) per second; 0 when ns is 0. */
+double bench_mbps(uint64_t bytes, uint64_t ns);
+
+#endif /* BENCH_TIMING_H */

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Smoke test of zsbench: a tiny corpus, checked through its JSON.
+
+usage: smoke.py PATH/TO/zsbench
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ZSBENCH = sys.argv[1]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, file=sys.stderr)
+
+
+def run(*args, expect_rc=0):
+    p = subprocess.run([ZSBENCH, *args], capture_output=True, text=True, timeout=100)
+    check(p.returncode == expect_rc,
+          f"zsbench {' '.join(args)}: exit {p.returncode}, expected {expect_rc}\n"
+          f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
+
+
+def in_unit(x):
+    return isinstance(x, (int, float)) and 0 < x <= 1
+
+
+def check_store(s):
+    name = s.get("name")
+    for key in ("name", "kind", "ok", "verified", "density", "memory", "store", "free",
+                "compact", "load", "timeline", "extra"):
+        check(key in s, f"{name}: field {key} missing")
+    check(s.get("ok") is True, f"{name}: not ok: {s.get('error')}")
+    check(s.get("verified") is True, f"{name}: read-back not verified")
+    check(s.get("mismatches") == 0, f"{name}: {s.get('mismatches')} mismatches")
+    check(s["store"]["mb_s"] > 0 and s["load"]["mb_s"] > 0, f"{name}: no throughput")
+    check(s["store"]["p50_us"] <= s["store"]["p99_us"], f"{name}: p50 > p99")
+    if s["kind"] == "raw":
+        return
+    d = s.get("density") or {}
+    for point in ("fill", "half", "compact"):
+        check(in_unit(d.get(point)), f"{name}: density {point} = {d.get(point)} not in (0, 1]")
+    check(len(s["timeline"]) > 10, f"{name}: timeline too short")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="zsbench-smoke-")
+    out = os.path.join(tmp, "out.json")
+    args = ["--size", "4M", "--seed", "3", "--threads", "2", "--json", out,
+            "--stores", "zsram,glibc,jemalloc,mimalloc,raw"]
+    if shutil.which("gnuplot"):
+        args += ["--plot", os.path.join(tmp, "out.png")]
+    p = run(*args)
+    check("density" in p.stdout and ("zsram" in p.stdout or "zsmalloc" in p.stdout),
+          "no table on stdout")
+    with open(out) as f:
+        doc = json.load(f)
+    for key in ("tool", "version", "corpus", "config", "stores", "skipped", "summary"):
+        check(key in doc, f"top-level field {key} missing")
+    corpus = doc["corpus"]
+    check(corpus["pages"] == 1024, f"corpus has {corpus['pages']} pages, expected 1024")
+    check(len(corpus["histogram"]) == 16, "histogram does not have 16 bins")
+    kinds = [s["kind"] for s in doc["stores"]]
+    check("zsram" in kinds and "glibc" in kinds and "raw" in kinds, f"stores ran: {kinds}")
+    for s in doc["stores"]:
+        check_store(s)
+    check(doc["summary"].startswith("After freeing"), "summary line missing")
+    if "--plot" in args:
+        with open(os.path.join(tmp, "out.png"), "rb") as f:
+            check(f.read(8) == b"\x89PNG\r\n\x1a\n", "plot is not a PNG")
+
+    # the same seed gives the same corpus
+    out2 = os.path.join(tmp, "out2.json")
+    run("--size", "4M", "--seed", "3", "--json", out2, "--stores", "raw")
+    with open(out2) as f:
+        check(json.load(f)["corpus"]["hash"] == corpus["hash"], "corpus differs between runs")
+
+    # the other commands, and errors as one line each
+    check("usage" in run("--help").stdout, "--help prints no usage")
+    check("class" in run("classes", "--size", "2M").stdout, "classes prints no table")
+    check("variant" in run("--ablate", "--size", "2M", "--threads", "2").stdout,
+          "--ablate prints no table")
+    p = run("--input", "/nonexistent-zsbench", expect_rc=1)
+    check(p.stderr.count("\n") == 2 and "/nonexistent-zsbench" in p.stderr,
+          f"unreadable input: {p.stderr!r}")
+    p = run("--size", "1M", "--algorithm", "nope", "--stores", "zsram,raw", expect_rc=1)
+    check("unknown algorithm 'nope'" in p.stderr, f"unknown algorithm: {p.stderr!r}")
+    shutil.rmtree(tmp)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: MIT
+/*
+ * zsbench: main, the corpus, signals.
+ *
+ * Every store is measured in a process of its own (a fork for zsram and
+ * bare pools, a peer helper for malloc, jemalloc and mimalloc, a fork for
+ * the kernel's zram), so this process only prepares the pages, waits, and
+ * reports.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "corpus.h"
+#include "kzram.h"
+#include "zsbench.h"
+
+#define DEFAULT_BUILTIN_SIZE (256ull << 20)
+#define DEFAULT_READ_CAP     (1ull << 30)
+
+void zsb_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("zsbench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void zsb_warn_cb(void *ctx, const char *msg)
+{
+	struct zsb_ctx *c = ctx;
+
+	if (c)
+		bench_bar_clear(&c->bar);
+	zsb_error("%s", msg);
+}
+
+void zsb_bar_wait(void *bar)
+{
+	bench_bar_draw(bar);
+}
+
+static int load_pid(struct zsb_ctx *ctx, size_t max_pages)
+{
+	struct bench_pid_stats st;
+	int err =
+		bench_corpus_read_pid(&ctx->pages, ctx->opt->pid, max_pages, &st, zsb_warn_cb, ctx);
+
+	if (err) {
+		zsb_error("pid %d: %s", (int)ctx->opt->pid,
+			  err == -ENOENT  ? "no resident anonymous memory"
+			  : err == -ESRCH ? "no such process"
+					  : strerror(-err));
+		return err;
+	}
+	snprintf(ctx->pages.source, sizeof(ctx->pages.source),
+		 "pid %d, resident anonymous memory in %zu regions%s", (int)ctx->opt->pid,
+		 st.regions, st.truncated ? " (capped by --size)" : "");
+	return 0;
+}
+
+static int load_inputs(struct zsb_ctx *ctx, size_t max_pages)
+{
+	int truncated = 0;
+	int err = bench_corpus_read_paths(&ctx->pages, ctx->opt->inputs, ctx->opt->ninputs,
+					  max_pages, &truncated, zsb_warn_cb, ctx);
+
+	if (err) {
+		zsb_error("no pages read from the inputs%s", err == -ENOENT ? "" : strerror(-err));
+		return err;
+	}
+	snprintf(ctx->pages.source, sizeof(ctx->pages.source), "%zu input path%s%s",
+		 ctx->opt->ninputs, ctx->opt->ninputs == 1 ? "" : "s",
+		 truncated ? " (capped by --size)" : "");
+	return 0;
+}
+
+int zsb_load_corpus(struct zsb_ctx *ctx)
+{
+	struct zsb_options *opt = ctx->opt;
+	uint64_t size = opt->size;
+	int err = bench_pages_init(&ctx->pages, "");
+
+	if (err) {
+		zsb_error("memfd: %s", strerror(-err));
+		return err;
+	}
+	if (opt->pid || opt->ninputs) {
+		size_t cap = (size_t)((size ? size : DEFAULT_READ_CAP) / BENCH_PAGE_SIZE);
+
+		err = opt->pid ? load_pid(ctx, cap) : load_inputs(ctx, cap);
+	} else {
+		size_t n = (size_t)((size ? size : DEFAULT_BUILTIN_SIZE) / BENCH_PAGE_SIZE);
+
+		err = bench_corpus_generate(&ctx->pages, n ? n : 1, opt->seed);
+		snprintf(ctx->pages.source, sizeof(ctx->pages.source), "built-in corpus, seed %llu",
+			 (unsigned long long)opt->seed);
+		if (err)
+			zsb_error("generating the corpus: %s", strerror(-err));
+	}
+	if (err)
+		return err;
+	ctx->pages_hash = bench_pages_hash(&ctx->pages);
+	err = bench_size_hist_compute(&ctx->pages, opt->algorithm, opt->level, BENCH_HUGE_SIZE,
+				      &ctx->hist);
+	ctx->hist_ok = !err;
+	if (err == -ENOENT)
+		zsb_error(
+			"unknown algorithm '%s' (known here: %s); stores that lack it are skipped",
+			opt->algorithm, bench_codec_names());
+	return 0;
+}
+
+/* A signal must not leave a kernel zram device behind. */
+static void on_signal(int sig)
+{
+	bench_kzram_cleanup_all();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_signals(void)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], on_signal);
+	atexit(bench_kzram_cleanup_all);
+}
+
+static int dispatch(struct zsb_ctx *ctx)
+{
+	switch (ctx->opt->command) {
+	case CMD_CLASSES:
+		return zsb_classes(ctx);
+	case CMD_HIST:
+		return zsb_hist(ctx);
+	case CMD_ABLATE:
+		return zsb_ablate(ctx);
+	case CMD_BENCH:
+		break;
+	}
+	return zsb_bench(ctx);
+}
+
+int main(int argc, char **argv)
+{
+	struct zsb_options opt;
+	struct zsb_ctx ctx = {.opt = &opt, .progress_fd = -1};
+	struct bench_progress *prog;
+	int r = zsb_parse_options(argc, argv, &opt);
+
+	if (r)
+		return r > 0 ? 0 : (fputs("Try 'zsbench --help'.\n", stderr), 2);
+	install_signals();
+	prog = bench_progress_create(&ctx.progress_fd);
+	bench_bar_init(&ctx.bar, prog, 1);
+	if (zsb_load_corpus(&ctx))
+		return 1;
+	r = dispatch(&ctx);
+	bench_bar_clear(&ctx.bar);
+	bench_pages_free(&ctx.pages);
+	free(opt.inputs);
+	return r ? 1 : 0;
+}

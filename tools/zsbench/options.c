@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: MIT
+/* Command line: options, subcommands, --help. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zsbench.h"
+
+static const struct {
+	const char *key, *name;
+} store_names[ST_NSTORES] = {
+#ifdef HAVE_ZSRAM
+	[ST_ZSRAM] = {"zsram", "zsram"},
+#else
+	[ST_ZSRAM] = {"zsram", "zsmalloc"},
+#endif
+	[ST_GLIBC] = {"glibc", "glibc malloc"},	  [ST_JEMALLOC] = {"jemalloc", "jemalloc"},
+	[ST_MIMALLOC] = {"mimalloc", "mimalloc"}, [ST_KZRAM] = {"kzram", "kernel zram"},
+	[ST_RAW] = {"raw", "raw codec"},
+};
+
+const char *zsb_store_name(enum zsb_store s)
+{
+	return store_names[s].name;
+}
+
+const char *zsb_store_key(enum zsb_store s)
+{
+	return store_names[s].key;
+}
+
+void zsb_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: zsbench [OPTIONS]                 the built-in corpus\n"
+		"       zsbench --input PATH... [OPTIONS] files and directories, as 4 KiB pages\n"
+		"       zsbench --pid PID [OPTIONS]       a running process's anonymous memory\n"
+		"       zsbench classes [OPTIONS]         per-class table of a filled pool\n"
+		"       zsbench hist [OPTIONS]            compressed-size histogram of the corpus\n"
+		"       zsbench --ablate [OPTIONS]        the allocator's improvements side by "
+		"side\n"
+		"\n"
+		"Stores the pages in zsram, frees a random part, compacts, reads everything back\n"
+		"and verifies it; does the same with glibc malloc, jemalloc, mimalloc (each in a\n"
+		"process of its own) and, as root with /sys/class/zram-control, the kernel's "
+		"zram;\n"
+		"prints density, RSS, throughput and p50/p99 latency for each.\n"
+		"\n"
+		"options:\n"
+		"  --input PATH...        read files/directories (recursively) instead\n"
+		"  --pid PID              snapshot a process's resident anonymous memory\n"
+		"  --size SIZE            corpus size (built-in: default 256M) or cap on what\n"
+		"                         is read (default 1G); suffixes K, M, G\n"
+		"  --algorithm NAME       %s (default lz4)\n"
+		"  --level N              codec level (0 = the codec's default)\n"
+		"  --threads N            threads storing and loading (default 1; ablate: CPUs)\n"
+		"  --free-fraction F      part of the pages freed (default 0.5)\n"
+		"  --chain-size N         zspage chain of pools zsbench creates (1..16)\n"
+		"  --seed N               corpus and free-order seed (default 1)\n"
+		"  --repeat N             run N times, report medians (default 1)\n"
+		"  --stores LIST          of zsram,glibc,jemalloc,mimalloc,kzram,raw (default "
+		"all)\n"
+		"  --json FILE            write the results as JSON\n"
+		"  --plot FILE.png        plot memory held over the run (needs gnuplot)\n"
+		"  --ablate               run the ablation instead\n"
+		"  -h, --help             this text\n"
+		"  -V, --version          print the version\n"
+		"\n"
+		"See zsbench(1) for what each figure means.\n",
+		bench_codec_names());
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	uint64_t mult = 1;
+
+	if (end == s || v < 0)
+		return -EINVAL;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		mult = 1ull << 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1ull << 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1ull << 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		mult = 1ull << 40;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end == 'i' || *end == 'I')
+		end++;
+	if (*end == 'b' || *end == 'B')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*out = (uint64_t)(v * (double)mult);
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 0);
+	return end == s || *end || errno || *out > max || s[0] == '-' ? -EINVAL : 0;
+}
+
+static int parse_stores(const char *list, unsigned *mask)
+{
+	char buf[256], *save, *tok;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	*mask = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int found = 0;
+
+		if (!strcmp(tok, "all")) {
+			*mask = (1u << ST_NSTORES) - 1;
+			continue;
+		}
+		if (!strcmp(tok, "zram") || !strcmp(tok, "kernel"))
+			tok = "kzram";
+		for (int s = 0; s < ST_NSTORES; s++)
+			if (!strcmp(tok, store_names[s].key)) {
+				*mask |= 1u << s;
+				found = 1;
+			}
+		if (!found) {
+			zsb_error("unknown store '%s' (known: zsram, glibc, jemalloc, mimalloc, "
+				  "kzram, raw)",
+				  tok);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+enum {
+	O_INPUT = 256,
+	O_PID,
+	O_SIZE,
+	O_ALGO,
+	O_LEVEL,
+	O_THREADS,
+	O_FREE,
+	O_CHAIN,
+	O_SEED,
+	O_REPEAT,
+	O_STORES,
+	O_JSON,
+	O_PLOT,
+	O_ABLATE
+};
+
+static const struct option long_opts[] = {
+	{"input", required_argument, NULL, O_INPUT},
+	{"pid", required_argument, NULL, O_PID},
+	{"size", required_argument, NULL, O_SIZE},
+	{"algorithm", required_argument, NULL, O_ALGO},
+	{"level", required_argument, NULL, O_LEVEL},
+	{"threads", required_argument, NULL, O_THREADS},
+	{"free-fraction", required_argument, NULL, O_FREE},
+	{"chain-size", required_argument, NULL, O_CHAIN},
+	{"seed", required_argument, NULL, O_SEED},
+	{"repeat", required_argument, NULL, O_REPEAT},
+	{"stores", required_argument, NULL, O_STORES},
+	{"json", required_argument, NULL, O_JSON},
+	{"plot", required_argument, NULL, O_PLOT},
+	{"ablate", no_argument, NULL, O_ABLATE},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{0},
+};
+
+static int add_input(struct zsb_options *opt, char *path)
+{
+	char **n = realloc(opt->inputs, (opt->ninputs + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	opt->inputs = n;
+	opt->inputs[opt->ninputs++] = path;
+	return 0;
+}
+
+/* The options that take a number. 0, or -1 after saying what is wrong. */
+static int parse_number(struct zsb_options *opt, int c, const char *arg)
+{
+	unsigned long long u = 0;
+	char *end = NULL;
+	int bad = 0;
+
+	switch (c) {
+	case O_PID:
+		bad = parse_uint(arg, 0x7fffffff, &u) || !u;
+		opt->pid = (pid_t)u;
+		break;
+	case O_LEVEL:
+		opt->level = (int)strtol(arg, &end, 10);
+		bad = end == arg || *end;
+		break;
+	case O_THREADS:
+		bad = parse_uint(arg, 256, &u) || !u;
+		opt->threads = (unsigned)u;
+		opt->threads_set = 1;
+		break;
+	case O_FREE:
+		opt->free_fraction = strtod(arg, &end);
+		bad = end == arg || *end || opt->free_fraction < 0 || opt->free_fraction > 1;
+		break;
+	case O_CHAIN:
+		bad = parse_uint(arg, 16, &u) || !u;
+		opt->chain_size = (unsigned)u;
+		break;
+	case O_SEED:
+		bad = parse_uint(arg, ~0ull, &u);
+		opt->seed = u;
+		break;
+	case O_REPEAT:
+		bad = parse_uint(arg, 1000, &u) || !u;
+		opt->repeat = (unsigned)u;
+		break;
+	default:
+		return -1;
+	}
+	if (bad)
+		zsb_error("bad value '%s' for --%s", arg, long_opts[c - O_INPUT].name);
+	return bad ? -1 : 0;
+}
+
+/* One option; 1 = stop with success (help, version), <0 = error. */
+static int parse_one(struct zsb_options *opt, int c, char *arg)
+{
+	switch (c) {
+	case O_INPUT:
+		return add_input(opt, arg);
+	case O_SIZE:
+		if (!parse_size(arg, &opt->size))
+			return 0;
+		zsb_error("bad size '%s'", arg);
+		return -1;
+	case O_ALGO:
+		opt->algorithm = arg;
+		return 0;
+	case O_STORES:
+		return parse_stores(arg, &opt->stores);
+	case O_JSON:
+		opt->json_path = arg;
+		return 0;
+	case O_PLOT:
+		opt->plot_path = arg;
+		return 0;
+	case O_ABLATE:
+		opt->command = CMD_ABLATE;
+		return 0;
+	case 'h':
+		zsb_usage(stdout);
+		return 1;
+	case 'V':
+		printf("zsbench %s\n", ZSBENCH_VERSION);
+		return 1;
+	case '?':
+		return -1;
+	}
+	return parse_number(opt, c, arg);
+}
+
+/* Returns 0 to run, 1 to exit successfully (help), -1 on a usage error. */
+int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
+{
+	int c, r;
+
+	*opt = (struct zsb_options){.algorithm = "lz4",
+				    .threads = 1,
+				    .free_fraction = 0.5,
+				    .seed = BENCH_CORPUS_DEFAULT_SEED,
+				    .repeat = 1,
+				    .stores = (1u << ST_NSTORES) - 1};
+	while ((c = getopt_long(argc, argv, "hV", long_opts, NULL)) != -1) {
+		r = parse_one(opt, c, optarg);
+		if (r)
+			return r < 0 ? -1 : 1;
+	}
+	for (int i = optind; i < argc; i++) {
+		if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "classes"))
+			opt->command = CMD_CLASSES;
+		else if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "hist"))
+			opt->command = CMD_HIST;
+		else if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "ablate"))
+			opt->command = CMD_ABLATE;
+		else if (opt->ninputs) /* --input PATH... takes the paths that follow */
+			add_input(opt, argv[i]);
+		else {
+			zsb_error("unexpected argument '%s' (paths go after --input)", argv[i]);
+			return -1;
+		}
+	}
+	if (opt->ninputs && opt->pid) {
+		zsb_error("--input and --pid exclude each other");
+		return -1;
+	}
+	return 0;
+}

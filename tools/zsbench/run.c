@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The main run: every store in turn, --repeat times, then medians, the
+ * table, the summary line, JSON and the plot.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "timing.h"
+#include "zsbench.h"
+
+#define MAX_REPEAT 1000
+
+static int run_store(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res)
+{
+	switch (s) {
+	case ST_ZSRAM:
+		return zsb_run_zsram(ctx, res);
+	case ST_GLIBC:
+	case ST_JEMALLOC:
+	case ST_MIMALLOC:
+		return zsb_run_peer(ctx, s, res);
+	case ST_KZRAM:
+		return zsb_run_kzram(ctx, res);
+	case ST_RAW:
+		return zsb_run_raw(ctx, res);
+	case ST_NSTORES:
+		break;
+	}
+	return -EINVAL;
+}
+
+/* One line per problem; a store that cannot run at all is not tried again. */
+static void report_problem(struct zsb_ctx *ctx, enum zsb_store s, int err,
+			   const struct bench_result *res)
+{
+	if (err == -ENOENT || err == -ENODEV || (!res->ok && !ctx->ran[s])) {
+		bench_bar_clear(&ctx->bar);
+		zsb_error("%s: %s", zsb_store_name(s), res->error[0] ? res->error : strerror(-err));
+		ctx->skipped[s] = 1;
+	} else if (!res->ok) {
+		bench_bar_clear(&ctx->bar);
+		zsb_error("%s: %s", zsb_store_name(s), res->error);
+	} else if (!res->verified) {
+		bench_bar_clear(&ctx->bar);
+		zsb_error("%s: read-back verification FAILED: %llu pages differ", zsb_store_name(s),
+			  (unsigned long long)res->mismatches);
+	}
+}
+
+static unsigned count_steps(const struct zsb_options *opt)
+{
+	unsigned n = 0;
+
+	for (int s = 0; s < ST_NSTORES; s++)
+		n += !!(opt->stores & (1u << s));
+	return n * opt->repeat;
+}
+
+static void run_all(struct zsb_ctx *ctx)
+{
+	struct zsb_options *opt = ctx->opt;
+
+	for (unsigned rep = 0; rep < opt->repeat; rep++) {
+		for (int s = 0; s < ST_NSTORES; s++) {
+			struct bench_result *res = &ctx->results[s][rep];
+			char label[64];
+			int err;
+
+			if (!(opt->stores & (1u << s)) || ctx->skipped[s])
+				continue;
+			if (opt->repeat > 1)
+				snprintf(label, sizeof(label), "%s (run %u/%u)", zsb_store_name(s),
+					 rep + 1, opt->repeat);
+			else
+				snprintf(label, sizeof(label), "%s", zsb_store_name(s));
+			bench_bar_step(&ctx->bar, label);
+			err = run_store(ctx, (enum zsb_store)s, res);
+			if (err || !res->ok || !res->verified)
+				report_problem(ctx, (enum zsb_store)s, err, res);
+			if (!ctx->skipped[s])
+				ctx->ran[s] = 1;
+		}
+	}
+	bench_bar_clear(&ctx->bar);
+}
+
+/* The median over runs of the double at byte offset 'off' of each result. */
+static double median_at(const struct bench_result *rs, unsigned n, size_t off)
+{
+	static double v[MAX_REPEAT];
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		if (rs[i].ok)
+			memcpy(&v[k++], (const char *)&rs[i] + off, sizeof(double));
+	return k ? bench_median(v, k) : 0;
+}
+
+#define OFF(r, field) ((size_t)((const char *)&(r).field - (const char *)&(r)))
+
+void zsb_median_result(const struct bench_result *rs, unsigned n, struct bench_result *out)
+{
+	unsigned first = 0;
+
+	while (first < n - 1 && !rs[first].ok)
+		first++;
+	*out = rs[first]; /* name, extra and timeline from the first good run */
+	for (unsigned i = 0; i < n; i++) {
+		out->ok &= rs[i].ok;
+		out->verified &= rs[i].verified;
+		out->mismatches += i == first ? 0 : rs[i].mismatches;
+	}
+	if (n == 1)
+		return;
+	for (int p = 0; p < BENCH_NPOINTS; p++) {
+		out->mem[p].payload = median_at(rs, n, OFF(*out, mem[p].payload));
+		out->mem[p].held = median_at(rs, n, OFF(*out, mem[p].held));
+		out->mem[p].rss = median_at(rs, n, OFF(*out, mem[p].rss));
+	}
+	out->rss_peak = median_at(rs, n, OFF(*out, rss_peak));
+	for (int ph = 0; ph < BENCH_NPHASES; ph++) {
+		out->op[ph].mbps = median_at(rs, n, OFF(*out, op[ph].mbps));
+		out->op[ph].p50_us = median_at(rs, n, OFF(*out, op[ph].p50_us));
+		out->op[ph].p99_us = median_at(rs, n, OFF(*out, op[ph].p99_us));
+	}
+}
+
+static int plot(struct zsb_ctx *ctx)
+{
+	const struct bench_result *rs[ST_NSTORES];
+	const char *titles[ST_NSTORES];
+	size_t n = 0;
+
+	for (int s = 0; s < ST_NSTORES; s++)
+		if (ctx->ran[s] && ctx->median[s].nsamples) {
+			rs[n] = &ctx->median[s];
+			titles[n++] = zsb_store_name(s);
+		}
+	return zsb_write_plot(ctx, ctx->opt->plot_path, rs, titles, n);
+}
+
+int zsb_bench(struct zsb_ctx *ctx)
+{
+	struct zsb_options *opt = ctx->opt;
+	int bad = 0;
+
+	for (int s = 0; s < ST_NSTORES; s++) {
+		ctx->results[s] = calloc(opt->repeat, sizeof(struct bench_result));
+		if (!ctx->results[s]) {
+			zsb_error("out of memory");
+			return -ENOMEM;
+		}
+	}
+	ctx->bar.nsteps = count_steps(opt);
+	zsb_print_corpus(ctx);
+	run_all(ctx);
+	for (int s = 0; s < ST_NSTORES; s++) {
+		if (!ctx->ran[s])
+			continue;
+		zsb_median_result(ctx->results[s], opt->repeat, &ctx->median[s]);
+		bad |= ctx->median[s].ok && !ctx->median[s].verified;
+	}
+	zsb_print_table(ctx);
+	zsb_summarize(ctx);
+	printf("\n%s\n", ctx->summary);
+	fflush(stdout);
+	if (opt->json_path && zsb_write_json(ctx, opt->json_path))
+		bad = 1;
+	if (opt->plot_path)
+		plot(ctx); /* a missing gnuplot is one line, not a failed run */
+	for (int s = 0; s < ST_NSTORES; s++)
+		free(ctx->results[s]);
+	bad |= (opt->stores & 1u << ST_ZSRAM) && !(ctx->ran[ST_ZSRAM] && ctx->median[ST_ZSRAM].ok);
+	return bad ? -EIO : 0;
+}

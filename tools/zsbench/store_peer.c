@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The peers: glibc malloc, jemalloc and mimalloc through their helper
+ * programs (zsbench-peer-*), the kernel's zram in a forked child, and the
+ * codec alone ("raw"), also in a child.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kzram.h"
+#include "peer.h"
+#include "timing.h"
+#include "zsbench.h"
+
+#ifndef ZSBENCH_LIBEXECDIR
+#define ZSBENCH_LIBEXECDIR "/usr/local/libexec/zsbench"
+#endif
+
+/* Next to this program (build tree), else where it is installed. */
+static int helper_path(const char *key, char *buf, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			if (snprintf(buf, len, "%s/zsbench-peer-%s", self, key) < (int)len &&
+			    access(buf, X_OK) == 0)
+				return 0;
+		}
+	}
+	snprintf(buf, len, "%s/zsbench-peer-%s", ZSBENCH_LIBEXECDIR, key);
+	return access(buf, X_OK) == 0 ? 0 : -ENOENT;
+}
+
+int zsb_run_peer(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res)
+{
+	struct zsb_options *opt = ctx->opt;
+	char path[PATH_MAX];
+	struct bench_peer_req req = {
+		.helper = path,
+		.pages = &ctx->pages,
+		.codec = opt->algorithm,
+		.level = opt->level,
+		.threads = opt->threads,
+		.free_fraction = opt->free_fraction,
+		.seed = opt->seed,
+		.progress_fd = ctx->progress_fd,
+	};
+
+	if (helper_path(zsb_store_key(s), path, sizeof(path))) {
+		memset(res, 0, sizeof(*res));
+		snprintf(res->error, sizeof(res->error),
+			 "not installed: zsbench-peer-%s was not built (install lib%s-dev and "
+			 "rebuild)",
+			 zsb_store_key(s), zsb_store_key(s));
+		return -ENOENT;
+	}
+	return bench_peer_run(&req, res, zsb_bar_wait, &ctx->bar);
+}
+
+static int kzram_child(void *cp, struct bench_result *res)
+{
+	struct zsb_ctx *ctx = cp;
+	struct zsb_options *opt = ctx->opt;
+	struct bench_run_cfg cfg = {.threads = opt->threads,
+				    .free_fraction = opt->free_fraction,
+				    .seed = opt->seed,
+				    .progress = ctx->bar.shared};
+
+	return bench_store_run(&bench_kzram_ops, (void *)opt->algorithm, &ctx->pages, &cfg, res);
+}
+
+int zsb_run_kzram(struct zsb_ctx *ctx, struct bench_result *res)
+{
+	char why[128];
+
+	if (!bench_kzram_available(why, sizeof(why))) {
+		memset(res, 0, sizeof(*res));
+		snprintf(res->error, sizeof(res->error), "skipped: %s", why);
+		return -ENODEV;
+	}
+	return bench_child_run(kzram_child, ctx, res, zsb_bar_wait, &ctx->bar);
+}
+
+/* ---- the codec alone: compress each page, decompress it again ---- */
+
+struct raw_worker {
+	struct zsb_ctx *ctx;
+	pthread_t tid;
+	size_t begin, end;
+	uint32_t *lat[2]; /* compress, decompress latencies (ns), by page */
+	uint64_t busy[2];
+	uint64_t mismatches;
+	int err;
+};
+
+static void *raw_worker_main(void *wp)
+{
+	struct raw_worker *w = wp;
+	struct bench_codec *c = bench_codec_new(w->ctx->opt->algorithm, w->ctx->opt->level);
+	uint8_t *dst = malloc(BENCH_CODEC_BOUND), *page = aligned_alloc(4096, 4096);
+
+	w->err = c && dst && page ? 0 : -ENOMEM;
+	for (size_t i = w->begin; i < w->end && !w->err; i++) {
+		const uint8_t *src = bench_page(&w->ctx->pages, i);
+		uint64_t t0 = bench_now_ns(), t1, t2;
+		int len = bench_codec_compress(c, src, dst);
+
+		t1 = bench_now_ns();
+		w->err = len < 0 ? len : bench_codec_decompress(c, dst, (size_t)len, page);
+		t2 = bench_now_ns();
+		w->lat[0][i] = (uint32_t)(t1 - t0);
+		w->lat[1][i] = (uint32_t)(t2 - t1);
+		w->busy[0] += t1 - t0;
+		w->busy[1] += t2 - t1;
+		w->mismatches += !w->err && memcmp(page, src, BENCH_PAGE_SIZE) != 0;
+		if ((i - w->begin) % 256 == 255)
+			bench_progress_add(w->ctx->bar.shared, 256);
+	}
+	bench_codec_free(c);
+	free(dst);
+	free(page);
+	return NULL;
+}
+
+/* Runs the workers (as many threads as the stores get) and sums up. */
+static int raw_pages(struct zsb_ctx *ctx, uint32_t **lat, struct bench_result *res)
+{
+	unsigned nt = ctx->opt->threads;
+	struct raw_worker *w = calloc(nt, sizeof(*w));
+	size_t n = ctx->pages.npages;
+	int err = 0;
+
+	if (!w)
+		return -ENOMEM;
+	for (unsigned t = 0; t < nt; t++)
+		w[t] = (struct raw_worker){.ctx = ctx,
+					   .begin = n * t / nt,
+					   .end = n * (t + 1) / nt,
+					   .lat = {lat[0], lat[1]}};
+	for (unsigned t = 1; t < nt; t++) {
+		if (pthread_create(&w[t].tid, NULL, raw_worker_main, &w[t])) {
+			w[t].tid = 0; /* could not start it: do its share here */
+			raw_worker_main(&w[t]);
+		}
+	}
+	raw_worker_main(&w[0]);
+	for (unsigned t = 0; t < nt; t++) {
+		if (t && w[t].tid)
+			pthread_join(w[t].tid, NULL);
+		for (int k = 0; k < 2; k++) {
+			struct bench_op_stats *st = &res->op[k ? BENCH_LOAD : BENCH_FILL];
+
+			if (w[t].busy[k] > st->busy_ns)
+				st->busy_ns = w[t].busy[k];
+		}
+		res->mismatches += w[t].mismatches;
+		if (!err)
+			err = w[t].err;
+	}
+	free(w);
+	return err;
+}
+
+static int raw_child(void *cp, struct bench_result *res)
+{
+	static const double pct[2] = {50, 99};
+	struct zsb_ctx *ctx = cp;
+	size_t n = ctx->pages.npages;
+	struct bench_codec *probe = bench_codec_new(ctx->opt->algorithm, ctx->opt->level);
+	uint32_t *lat[2] = {calloc(n + 1, 4), calloc(n + 1, 4)};
+	int err;
+
+	memset(res, 0, sizeof(*res));
+	snprintf(res->name, sizeof(res->name), "raw %s", ctx->opt->algorithm);
+	res->rss_peak = -1;
+	for (int p = 0; p < BENCH_NPOINTS; p++)
+		res->mem[p] = (struct bench_mem){-1, -1, -1};
+	if (!probe || !lat[0] || !lat[1]) {
+		snprintf(res->error, sizeof(res->error),
+			 probe ? "out of memory" : "unknown algorithm '%s'", ctx->opt->algorithm);
+		return -EINVAL;
+	}
+	bench_codec_free(probe);
+	bench_progress_reset(ctx->bar.shared, n);
+	bench_pages_prefault(&ctx->pages);
+	err = raw_pages(ctx, lat, res);
+	for (int k = 0; k < 2; k++) {
+		struct bench_op_stats *st = &res->op[k ? BENCH_LOAD : BENCH_FILL];
+		double out[2];
+
+		st->ops = n;
+		st->bytes = (uint64_t)n * BENCH_PAGE_SIZE;
+		st->mbps = bench_mbps(st->bytes, st->busy_ns);
+		if (!bench_percentiles(lat[k], n, pct, out, 2)) {
+			st->p50_us = out[0] / 1e3;
+			st->p99_us = out[1] / 1e3;
+		}
+	}
+	res->pages = n;
+	res->ok = !err;
+	res->verified = !err && !res->mismatches;
+	if (err)
+		snprintf(res->error, sizeof(res->error), "codec error: %s", strerror(-err));
+	free(lat[0]);
+	free(lat[1]);
+	return err;
+}
+
+int zsb_run_raw(struct zsb_ctx *ctx, struct bench_result *res)
+{
+	return bench_child_run(raw_child, ctx, res, zsb_bar_wait, &ctx->bar);
+}

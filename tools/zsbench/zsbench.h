@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * zsbench: what would zsmalloc do for my data?
+ *
+ * Cross-file declarations, grouped by the file that defines them.
+ * The program may print; what it measures lives in bench/lib.
+ */
+#ifndef ZSBENCH_H
+#define ZSBENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "codec.h"
+#include "corpus.h"
+#include "pageset.h"
+#include "progress.h"
+#include "storerun.h"
+
+#define ZSBENCH_VERSION "0.1.0"
+
+enum zsb_command { CMD_BENCH, CMD_CLASSES, CMD_HIST, CMD_ABLATE };
+
+/* Stores of the main run, in table order. */
+enum zsb_store {
+	ST_ZSRAM, /* zsram, or a bare zsmalloc pool when zsram is not built */
+	ST_GLIBC,
+	ST_JEMALLOC,
+	ST_MIMALLOC,
+	ST_KZRAM,
+	ST_RAW, /* the codec alone */
+	ST_NSTORES
+};
+
+struct zsb_options {
+	enum zsb_command command;
+	char **inputs; /* --input paths */
+	size_t ninputs;
+	pid_t pid;     /* --pid; 0 = none */
+	uint64_t size; /* --size bytes; 0 = default */
+	const char *algorithm;
+	int level;
+	unsigned threads;
+	int threads_set;
+	double free_fraction;
+	unsigned chain_size; /* 0 = default */
+	uint64_t seed;
+	unsigned repeat;
+	unsigned stores; /* bit mask of enum zsb_store */
+	const char *json_path;
+	const char *plot_path;
+};
+
+/* Everything a run needs; results[store][repeat]. */
+struct zsb_ctx {
+	struct zsb_options *opt;
+	struct bench_pages pages;
+	struct bench_size_hist hist;
+	int hist_ok;
+	uint64_t pages_hash;
+	int progress_fd;
+	struct bench_bar bar;
+	struct bench_result *results[ST_NSTORES]; /* opt->repeat each */
+	struct bench_result median[ST_NSTORES];
+	int ran[ST_NSTORES];	 /* got a result (maybe an error) */
+	int skipped[ST_NSTORES]; /* not run: reason printed */
+	char summary[512];
+};
+
+/* options.c */
+int zsb_parse_options(int argc, char **argv, struct zsb_options *opt);
+void zsb_usage(FILE *out);
+const char *zsb_store_name(enum zsb_store s);
+const char *zsb_store_key(enum zsb_store s);
+
+/* main.c */
+__attribute__((format(printf, 1, 2))) void zsb_error(const char *fmt, ...);
+void zsb_warn_cb(void *ctx, const char *msg);
+int zsb_load_corpus(struct zsb_ctx *ctx);
+void zsb_bar_wait(void *bar);
+
+/* run.c */
+int zsb_bench(struct zsb_ctx *ctx);
+void zsb_median_result(const struct bench_result *rs, unsigned n, struct bench_result *out);
+
+/* store_zsram.c: zsram (or a bare pool when zsram is not built) in a child */
+int zsb_run_zsram(struct zsb_ctx *ctx, struct bench_result *res);
+
+/* store_zs.c: a page store directly on a zsmalloc pool */
+struct zsb_zs_cfg {
+	const char *codec;
+	int level;
+	unsigned chain_size;
+	unsigned flags; /* ZS_POOL_* */
+	int deferred;	/* discard with zs_free_deferred */
+	int compact;	/* run zs_compact in the compact phase */
+};
+extern const struct bench_store_ops zsb_zs_ops;
+/* Writes every page into a new store; for the classes table. NULL + message. */
+void *zsb_zs_fill(const struct zsb_zs_cfg *cfg, const struct bench_pages *ps, char *err,
+		  size_t errlen);
+struct zs_pool *zsb_zs_pool(void *store);
+void zsb_zs_destroy(void *store);
+
+/* store_peer.c: malloc peers and the kernel's zram */
+int zsb_run_peer(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res);
+int zsb_run_kzram(struct zsb_ctx *ctx, struct bench_result *res);
+int zsb_run_raw(struct zsb_ctx *ctx, struct bench_result *res);
+
+/* inspect.c: zsbench classes, zsbench hist */
+int zsb_classes(struct zsb_ctx *ctx);
+int zsb_hist(struct zsb_ctx *ctx);
+
+/* ablate.c */
+int zsb_ablate(struct zsb_ctx *ctx);
+
+/* report_table.c */
+void zsb_print_corpus(const struct zsb_ctx *ctx);
+void zsb_print_table(struct zsb_ctx *ctx);
+void zsb_summarize(struct zsb_ctx *ctx);
+void zsb_fmt_mib(char *buf, size_t len, double bytes);
+
+/* report_json.c */
+int zsb_write_json(const struct zsb_ctx *ctx, const char *path);
+/* For ablate: one result object, as in "stores". */
+struct bench_json;
+void zsb_json_result(struct bench_json *j, const char *kind, const struct bench_result *r,
+		     unsigned runs);
+void zsb_json_corpus(struct bench_json *j, const struct zsb_ctx *ctx);
+
+/* report_plot.c */
+int zsb_write_plot(const struct zsb_ctx *ctx, const char *path,
+		   const struct bench_result *const *rs, const char *const *titles, size_t n);
+
+#endif /* ZSBENCH_H */
