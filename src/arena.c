@@ -8,9 +8,11 @@
  * holds each page's zspage (RCU-published), the analogue of struct page.
  *
  * Freed pages first go to a small cache of resident pages (reused without
- * a page fault); past ARENA_CACHE_PAGES the oldest are given back to the OS
- * with madvise(MADV_DONTNEED), in batches, outside the arena lock. A chunk
- * whose pages are all free is unmapped as a unit. With ZS_POOL_HUGEPAGES the
+ * a page fault); past ARENA_CACHE_PAGES the older half is queued for the
+ * arena's releaser thread (started on first use), which gives them back to
+ * the OS with MADV_DONTNEED in one system call per batch. zs_free thus never
+ * waits for a system call or the TLB shootdown that comes with it, unless
+ * the queue is full. A chunk whose pages are all free is unmapped as a unit. With ZS_POOL_HUGEPAGES the
  * chunks are backed by transparent huge pages and single pages are not
  * madvised (that would split the huge page): whole chunks are released,
  * and zs_defrag() is what empties sparsely used ones.
@@ -103,10 +105,14 @@ int arena_init(struct arena *a, size_t reserve_pages, bool hugepages)
 	a->chunks = calloc(nr_chunks, sizeof(*a->chunks));
 	if (!a->chunks)
 		goto fail;
-	if (pthread_mutex_init(&a->lock, NULL))
+	a->pending = malloc(ARENA_PENDING_MAX * sizeof(*a->pending));
+	if (!a->pending || pthread_mutex_init(&a->lock, NULL))
 		goto fail;
+	pthread_cond_init(&a->work, NULL);
+	pthread_cond_init(&a->idle, NULL);
 	return 0;
 fail:
+	free(a->pending);
 	free(a->chunks);
 	vm_unreserve(a->pdesc, a->nr_chunks * ZS_CHUNK_PAGES * sizeof(*a->pdesc));
 	vm_unreserve(a->base, a->nr_chunks * CHUNK_BYTES);
@@ -118,6 +124,15 @@ void arena_destroy(struct arena *a)
 {
 	if (!a->base)
 		return;
+	pthread_mutex_lock(&a->lock);
+	a->releaser_stop = true;
+	pthread_cond_signal(&a->work);
+	pthread_mutex_unlock(&a->lock);
+	if (a->releaser_started)
+		pthread_join(a->releaser, NULL);
+	pthread_cond_destroy(&a->work);
+	pthread_cond_destroy(&a->idle);
+	free(a->pending);
 	vm_unreserve(a->base, a->nr_chunks * CHUNK_BYTES);
 	vm_unreserve(a->pdesc, a->nr_chunks * ZS_CHUNK_PAGES * sizeof(*a->pdesc));
 	free(a->chunks);
@@ -378,8 +393,9 @@ static int cmp_u32(const void *x, const void *y)
 }
 
 /*
- * Gives pages in transit back to the OS and marks them free; unmaps chunks
- * that became entirely free. Call without the arena lock.
+ * Gives pages in transit (counted in a->transit by whoever took them) back
+ * to the OS and marks them free; unmaps chunks that became entirely free.
+ * Call without the arena lock; n <= ARENA_CACHE_RING.
  */
 static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 {
@@ -391,6 +407,9 @@ static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 		discard_pages(a, pfns, n);
 
 	pthread_mutex_lock(&a->lock);
+	a->transit -= n;
+	if (!a->transit)
+		pthread_cond_broadcast(&a->idle);
 	for (unsigned i = 0; i < n; i++) {
 		size_t c = pfn_chunk(pfns[i]);
 		struct arena_chunk *ch = &a->chunks[c];
@@ -426,6 +445,50 @@ static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 	}
 }
 
+/* The releaser: gives queued pages back to the OS, a batch at a time. */
+static void *releaser_main(void *arg)
+{
+	struct arena *a = arg;
+	uint32_t batch[ARENA_CACHE_RING];
+
+	pthread_mutex_lock(&a->lock);
+	while (!a->releaser_stop) {
+		unsigned n = 0;
+
+		if (!a->pending_nr) {
+			pthread_cond_wait(&a->work, &a->lock);
+			continue;
+		}
+		while (a->pending_nr && n < ARENA_CACHE_RING)
+			batch[n++] = a->pending[--a->pending_nr];
+		a->transit += n;
+		pthread_mutex_unlock(&a->lock);
+		evict(a, batch, n);
+		pthread_mutex_lock(&a->lock);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+/*
+ * Queues pages for the releaser, starting it if needed. Returns false when
+ * the queue has no room (or no thread can run): the caller releases them.
+ */
+static bool queue_release_locked(struct arena *a, const uint32_t *pfns, unsigned n)
+{
+	if (a->pending_nr + n > ARENA_PENDING_MAX)
+		return false;
+	if (!a->releaser_started) {
+		if (pthread_create(&a->releaser, NULL, releaser_main, a))
+			return false;
+		a->releaser_started = true;
+	}
+	memcpy(a->pending + a->pending_nr, pfns, n * sizeof(*pfns));
+	a->pending_nr += n;
+	pthread_cond_signal(&a->work);
+	return true;
+}
+
 void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns)
 {
 	uint32_t out[ARENA_CACHE_RING];
@@ -448,6 +511,9 @@ void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns)
 		while (a->cache_nr > ARENA_CACHE_PAGES / 2)
 			out[nr_out++] = cache_pop_oldest_locked(a);
 	}
+	if (nr_out && queue_release_locked(a, out, nr_out))
+		nr_out = 0;
+	a->transit += nr_out;
 	pthread_mutex_unlock(&a->lock);
 	if (nr_out)
 		evict(a, out, nr_out);
@@ -463,6 +529,7 @@ void arena_return_pages(struct arena *a, unsigned n, const uint32_t *pfns)
 		out[i] = pfns[i];
 	}
 	store_relaxed(&a->pages_used, a->pages_used - n);
+	a->transit += n;
 	pthread_mutex_unlock(&a->lock);
 	evict(a, out, n);
 }
@@ -470,14 +537,27 @@ void arena_return_pages(struct arena *a, unsigned n, const uint32_t *pfns)
 void arena_trim(struct arena *a)
 {
 	uint32_t out[ARENA_CACHE_RING];
-	unsigned nr_out = 0;
 
-	pthread_mutex_lock(&a->lock);
-	while (a->cache_nr)
-		out[nr_out++] = cache_pop_oldest_locked(a);
-	pthread_mutex_unlock(&a->lock);
-	/* evict() also unmaps chunks that were left empty */
-	evict(a, out, nr_out);
+	for (;;) {
+		unsigned nr_out = 0;
+
+		pthread_mutex_lock(&a->lock);
+		while (a->cache_nr && nr_out < ARENA_CACHE_RING)
+			out[nr_out++] = cache_pop_oldest_locked(a);
+		while (a->pending_nr && nr_out < ARENA_CACHE_RING)
+			out[nr_out++] = a->pending[--a->pending_nr];
+		if (!nr_out) {
+			/* wait for the releaser's batch in flight, if any */
+			while (a->transit)
+				pthread_cond_wait(&a->idle, &a->lock);
+			pthread_mutex_unlock(&a->lock);
+			break;
+		}
+		a->transit += nr_out;
+		pthread_mutex_unlock(&a->lock);
+		/* evict() also unmaps chunks that were left empty */
+		evict(a, out, nr_out);
+	}
 }
 
 size_t arena_defrag_victims(struct arena *a, size_t *victims, size_t max)
@@ -538,7 +618,7 @@ unsigned long arena_resident_pages(struct arena *a)
 	unsigned long n;
 
 	pthread_mutex_lock(&a->lock);
-	n = a->pages_used + a->cache_nr;
+	n = a->pages_used + a->cache_nr + a->pending_nr + a->transit;
 	if (a->hugepages) {
 		/* free pages inside a mapped THP chunk stay resident */
 		n = 0;

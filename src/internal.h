@@ -316,6 +316,7 @@ struct arena_chunk {
 
 #define ARENA_CACHE_PAGES 128 /* freed pages kept resident for reuse (512 KiB) */
 #define ARENA_CACHE_RING  (ARENA_CACHE_PAGES + 2 * ZS_MAX_CHAIN)
+#define ARENA_PENDING_MAX 4096 /* evicted pages queued for the releaser (16 MiB) */
 
 struct arena {
 	char *base;                 /* immutable: 2 MiB aligned reservation */
@@ -328,6 +329,19 @@ struct arena {
 	size_t top;                 /* chunks [0, top) were mapped at least once. Sync: lock */
 	uint32_t cache[ARENA_CACHE_RING]; /* ring of freed resident pages. Sync: lock */
 	unsigned cache_head, cache_nr;     /* Synchronization: lock */
+	/*
+	 * Pages evicted from the cache wait here for the releaser thread, so
+	 * that zs_free never makes the system call (and its TLB shootdown)
+	 * itself; when the queue is full the freeing thread releases them.
+	 * Synchronization: lock.
+	 */
+	uint32_t *pending;
+	unsigned pending_nr;
+	unsigned transit;               /* pages being released right now. Sync: lock */
+	pthread_cond_t work;            /* releaser waits for pending pages */
+	pthread_cond_t idle;            /* arena_trim waits for transit == 0 */
+	pthread_t releaser;
+	bool releaser_started, releaser_stop; /* Synchronization: lock */
 	unsigned long pages_used;       /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_mapped;    /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_released;  /* Synchronization: lock; relaxed reads by stats */
@@ -407,7 +421,8 @@ int arena_alloc_page_below(struct arena *a, size_t below_chunk, uint32_t *pfn);
 void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns);
 /* Returns pages to the OS at once, bypassing the cache (migration). */
 void arena_return_pages(struct arena *a, unsigned n, const uint32_t *pfns);
-/* Gives every cached page and every empty chunk back to the OS. */
+/* Gives every cached or queued page and every empty chunk back to the OS,
+ * and waits for releases in progress: RSS reflects it when this returns. */
 void arena_trim(struct arena *a);
 /* Picks chunks worth emptying by migration, highest first, and marks them
  * DRAINING; arena_undrain() ends that for one that was not emptied. */
