@@ -32,6 +32,7 @@ enum { FILL, FREED, COMPACTED, NR_PHASES };
 struct result {
 	double density[NR_PHASES];
 	double rss_density;     /* payload / RSS growth after filling */
+	double rss_compacted;   /* live payload / RSS growth after compaction */
 	double rss_fall_ratio;  /* RSS fall / (pages compaction freed * 4096) */
 	double defrag_chunks;   /* chunks zs_defrag gave back */
 	double ok;
@@ -84,6 +85,7 @@ static int run_zs(const struct blobs *b, const uint32_t *order, size_t nfree, st
 	freed = zs_compact(pool);
 	rss2 = bench_rss_anon();
 	r->density[COMPACTED] = (double)live / ((double)zs_get_total_pages(pool) * 4096);
+	r->rss_compacted = (double)live / (double)(rss2 - rss0);
 	r->rss_fall_ratio = freed ? (double)(rss1 - rss2) / ((double)freed * 4096) : 1;
 
 	zs_pool_stats(pool, &st);
@@ -235,14 +237,14 @@ int main(int argc, char **argv)
 		median(v_, (n));                                                                   \
 	})
 	printf("\ndensity = payload / memory held; medians of %u runs\n", opt.repeat);
-	printf("%-14s %10s %12s %14s %12s\n", "store", "filled", "freed " "half",
-	       "compacted", "RSS-based");
-	printf("%-14s %10.3f %12.3f %14.3f %12.3f\n", "zsmalloc", MED(zs, nz, density[FILL]),
-	       MED(zs, nz, density[FREED]), MED(zs, nz, density[COMPACTED]),
-	       MED(zs, nz, rss_density));
+	printf("%-14s %10s %12s %14s\n", "store", "filled", "freed " "half", "compacted");
+	printf("%-14s %10.3f %12.3f %14.3f\n", "zsmalloc", MED(zs, nz, density[FILL]),
+	       MED(zs, nz, density[FREED]), MED(zs, nz, density[COMPACTED]));
+	printf("%-14s %10.3f %12s %14.3f\n", "  by RSS", MED(zs, nz, rss_density), "",
+	       MED(zs, nz, rss_compacted));
 	if (nk) {
-		printf("%-14s %10.3f %12.3f %14.3f %12s\n", "kernel zram", MED(kz, nk, density[FILL]),
-		       MED(kz, nk, density[FREED]), MED(kz, nk, density[COMPACTED]), "-");
+		printf("%-14s %10.3f %12.3f %14.3f\n", "kernel zram", MED(kz, nk, density[FILL]),
+		       MED(kz, nk, density[FREED]), MED(kz, nk, density[COMPACTED]));
 		printf("%-14s %10.3f %12.3f %14.3f\n", "ratio", MED(zs, nz, density[FILL]) /
 		       MED(kz, nk, density[FILL]), MED(zs, nz, density[FREED]) /
 		       MED(kz, nk, density[FREED]), MED(zs, nz, density[COMPACTED]) /

@@ -134,8 +134,8 @@ static uint64_t free_all(struct zs_pool *pool, unsigned long *h, size_t n, unsig
 	free(order);
 	for (unsigned i = 0; i < threads; i++)
 		pthread_create(&t[i], NULL, free_part, &f[i]);
+	t0 = bench_now_ns(); /* the workers start when we reach the barrier */
 	pthread_barrier_wait(&start);
-	t0 = bench_now_ns();
 	for (unsigned i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
 	t1 = bench_now_ns();
@@ -269,7 +269,7 @@ static double cpu_seconds(void)
 static void deferred(void)
 {
 	size_t n = objects_for(256);
-	double lat[2][2][64], cpu[2][64], wall[2][2][64], done[2][2][64];
+	double lat[2][2][64], cpu[2][64], wall[2][2][64], done[2][2][64], sync_share[64];
 
 	for (unsigned r = 0; r < opt.repeat; r++) {
 		for (int d = 0; d < 2; d++) {
@@ -287,8 +287,12 @@ static void deferred(void)
 					zs_free(pool, h[i]);
 				ticks[i] = (uint32_t)(__rdtsc() - t0);
 			}
-			if (d)
+			if (d) {
+				struct zs_pool_stats st;
 				zs_free_deferred_flush(pool);
+				zs_pool_stats(pool, &st);
+				sync_share[r] = (double)st.deferred_sync / (double)n;
+			}
 			cpu[d][r] = cpu_seconds() - c0;
 			qsort(ticks, n, sizeof(*ticks), cmp_u32);
 			lat[d][0][r] = pct(ticks, n, 50);
@@ -319,6 +323,8 @@ static void deferred(void)
 	printf("%-34s %12.1f %12.1f %8.2f\n", "CPU time, all threads (ms)",
 	       median(cpu[0], opt.repeat) * 1e3, median(cpu[1], opt.repeat) * 1e3,
 	       median(cpu[0], opt.repeat) / median(cpu[1], opt.repeat));
+	printf("%-34s %12s %11.1f%%\n", "freed synchronously (no buffer)", "",
+	       median(sync_share, opt.repeat) * 100);
 	for (int th = 0; th < 2; th++) {
 		char label[64];
 		snprintf(label, sizeof(label), "callers' wall time, %d thread%s (ms)", th + 1,

@@ -69,7 +69,7 @@ struct zs_pool_config {
 	 * freed; 0 = default (256 pages, 1 MiB). Only with ZS_POOL_BG_COMPACT. */
 	size_t   compact_threshold;
 	/* Deferred free: handles per per-thread buffer (0 = 1024) and number of
-	 * spare buffers preallocated per pool (0 = 4 per CPU; set
+	 * spare buffers preallocated per pool (0 = 64, at least 4 per CPU; set
 	 * ZS_DEFERRED_NO_SPARES for none, which makes every full buffer free
 	 * synchronously). */
 	unsigned deferred_buffer_size;

@@ -3,39 +3,40 @@
  * deferred.c: deferred free (seed 002) -- per-thread buffers, a lockless
  * handoff, and a drain thread.
  *
- * Each (thread, pool) pair owns a slot with a buffer of entries. The owner
- * appends with plain stores and publishes the new count with a release
- * store: no lock, no read-modify-write on a shared line. The pool's drain
- * thread reads the count with an acquire load and frees the entries below
- * it in place, grouped by class (pool_free_batch holds a class lock across
- * each run of same-class handles). It keeps how far it got in 'consumed', a
- * field only it touches, so a partly filled buffer of an idle thread is
- * drained within one drain period without taking the buffer away from its
- * owner.
+ * Each (thread, pool) pair owns a slot whose current buffer only that
+ * thread writes. zs_free_deferred() appends an entry with plain stores and
+ * publishes it with a release store of the buffer's count: no lock, no
+ * read-modify-write on a shared line. The pool's drain thread reads the
+ * count with an acquire load and frees the entries below it, grouped by
+ * class (pool_free_batch holds a class lock across each run of same-class
+ * handles).
  *
- * A full buffer is the one handoff (the seed's, with its correction):
+ *   owner                                   drainer
+ *   b->e[c] = entry;                        c = load_acquire(&b->count);
+ *   store_release(&b->count, c + 1);        free b->e[b->consumed .. c);
+ *                                           b->consumed = c;
  *
- *   owner                                 drainer
- *   c = load_acquire(&s->count)           c = load_acquire(&s->count)
- *   if (c < size) {                       if (c == size) {      // owner stopped
- *       s->buf[c] = e;                        s->buf = spare;
- *       store_release(&s->count, c + 1);      s->consumed = 0;
- *   } else                                    store_release(&s->count, 0);
- *       free synchronously                    free old[consumed..size)
- *                                         }
+ * Publishing the count before the entry would let the drainer free a stale
+ * entry (tests/models/deferred_handoff_bad.pml: Spin finds it).
  *
- * The owner writes nothing while count == size, so the drainer owns the
- * slot then; its release of count = 0 publishes the new buffer pointer to
- * the owner's acquire (publishing count first would let the owner write
- * into the old buffer: tests/models/deferred_handoff_bad.pml shows it). With
- * no spare buffer the drainer empties the full buffer in place and then
- * resets count; the owner frees synchronously meanwhile.
+ * A buffer that fills up is handed off by its owner at once: under the
+ * pool's deferred lock (once per buffer, off the fast path) it joins the
+ * drainer's queue and the owner takes an empty buffer from the preallocated
+ * spares, initialised before the pointer to it is published. With no spare
+ * left the owner frees synchronously until the drainer recycles one. The
+ * drainer also drains the partly filled buffers of idle threads in place
+ * (it only reads below the published count), so nothing waits longer than
+ * one drain period; a thread's exit marks its slot dead (release) and the
+ * drainer retires it after draining what is left.
  *
- * Thread exit: a pthread key destructor marks the thread's slots dead with
- * a release store after its last publish; the drainer (acquire) drains what
- * is left and retires the slot. A slot is referenced by its owner thread and
- * by the pool; the last of the two to let go frees it, so a pool destroyed
- * before its threads exit, or a thread that exits first, are both fine.
+ * A slot is referenced by its thread and by the pool; the last of the two
+ * to let go frees it, so a pool destroyed before its threads exit, and a
+ * thread that exits first, are both fine.
+ *
+ * Locking: deferred.lock protects the slot list, the full queue, the spares,
+ * every slot's 'cur' pointer (written by the owner under it; the owner may
+ * read its own without it), and each buffer's 'consumed' (the drainer's).
+ * It ranks above the class locks: the drainer drops it while freeing.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -45,51 +46,57 @@
 
 #include "internal.h"
 
-#define DEFAULT_BUFFER   1024
-#define DRAIN_PERIOD_MS  50 /* partly filled buffers wait at most about this */
-#define TLS_ENTRIES      8
-#define SLOT_LINE        64
+#define DEFAULT_BUFFER  1024
+#define DEFAULT_SPARES  64   /* buffers are touched only when used */
+#define DRAIN_BATCH     1024 /* handles sorted by class per pool_free_batch() */
+#define DRAIN_PERIOD_MS 50   /* partly filled buffers wait at most about this */
+#define TLS_ENTRIES     8
 
 struct dentry {
 	unsigned long handle;
 	unsigned long cookie;
 };
 
+/*
+ * Invariant: consumed <= count <= size. Entries [0, consumed) are freed or
+ * queued for freeing; [consumed, count) wait; the owner writes only at
+ * count, and only while the buffer is its slot's 'cur'.
+ */
+struct dbuf {
+	unsigned count;      /* owner: store_release; drainer: load_acquire */
+	unsigned consumed;   /* Synchronization: deferred.lock (drainer) */
+	struct dbuf *next;   /* full queue / spare list. Sync: deferred.lock */
+	struct dentry e[];
+};
+
 struct dslot {
-	/* Owner's line. count: owner store_release (append) / drainer
-	 * store_release (reset when full); both sides load_acquire it. */
-	unsigned count;
-	bool dead;                /* owner store_release at thread exit */
-	struct dentry *buf;       /* written by the drainer only while count == size */
-	unsigned long queued;     /* owner store_relaxed; stats read relaxed */
-	char pad_[SLOT_LINE - sizeof(unsigned) - sizeof(bool) - sizeof(void *) -
-		  sizeof(unsigned long)];
-	/* Drainer's line. */
-	unsigned consumed;        /* entries of buf already freed. Drainer only */
-	bool orphan;              /* pool gone: owner drops it. Sync: refs (acq_rel) */
-	int refs;                 /* owner + pool; fetch_add_acq_rel, last one frees */
-	struct list_node link;    /* registry. Synchronization: deferred.lock */
+	struct dbuf *cur;     /* owner writes under deferred.lock; NULL: no buffer */
+	unsigned long queued; /* owner store_relaxed; stats read relaxed */
+	bool dead;            /* owner store_release at thread exit */
+	bool orphan;          /* pool gone: the owner lets go. store_release */
+	int refs;             /* owner + pool; fetch_add_acq_rel, the last one frees */
+	struct list_node link; /* Synchronization: deferred.lock */
 };
 
 struct deferred {
 	struct zs_pool *pool;
 	uint64_t id;              /* immutable, unique per pool instance */
 	unsigned size;            /* immutable: entries per buffer */
-	pthread_mutex_t lock;     /* registry, spares, counters below */
-	pthread_cond_t wake;      /* drainer waits on it */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;      /* the drainer waits on it */
 	pthread_cond_t done;      /* flushers wait on it */
 	struct list_node slots;   /* Synchronization: lock */
-	struct dentry **spares;   /* Synchronization: lock */
-	unsigned nr_spares, max_spares;
+	struct dbuf *full, **full_tail; /* handed-off buffers, FIFO. Sync: lock */
+	struct dbuf *spares;      /* Synchronization: lock */
+	unsigned nr_spares, max_spares; /* Synchronization: lock */
 	bool kicked;              /* Synchronization: lock */
-	bool stop;                /* written under lock with store_relaxed; read
-				     unlocked with load_relaxed by owners (a hint:
-				     they free synchronously once it is set) */
-	uint64_t flush_req, pass_done; /* Synchronization: lock */
-	unsigned long retired_queued;  /* queued by slots now retired. Sync: lock */
-	unsigned long drained, batches; /* drainer writes store_relaxed; stats relaxed */
+	bool stop;                /* written under lock with store_relaxed; owners read it
+				     unlocked with load_relaxed (then free synchronously) */
+	uint64_t flush_req, pass_done;  /* Synchronization: lock */
+	unsigned long retired_queued;   /* Synchronization: lock */
+	unsigned long drained, batches; /* drainer store_relaxed; stats load_relaxed */
 	unsigned long sync_frees;       /* atomic, relaxed (slow path only) */
-	zs_deferred_hook hook;    /* set before first use */
+	zs_deferred_hook hook;    /* immutable: set before first use */
 	void *hook_ctx;
 	pthread_t thread;
 };
@@ -105,11 +112,23 @@ static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static uint64_t next_id = 1; /* atomic, relaxed: unique ids */
 
+static struct dbuf *buf_new(unsigned size)
+{
+	struct dbuf *b = malloc(sizeof(*b) + size * sizeof(struct dentry));
+
+	if (b) {
+		b->count = 0;
+		b->consumed = 0;
+		b->next = NULL;
+	}
+	return b;
+}
+
 static void slot_put(struct dslot *s)
 {
 	/* acq_rel: the last one to let go sees everything the other did */
 	if (fetch_add_acq_rel(&s->refs, -1) == 1) {
-		free(s->buf);
+		free(s->cur);
 		free(s);
 	}
 }
@@ -124,7 +143,7 @@ static void thread_exit(void *arg)
 		if (!s)
 			continue;
 		/* release: pairs with the drainer's load_acquire of dead, after
-		 * which it sees our final count */
+		 * which it sees this thread's last count */
 		store_release(&s->dead, true);
 		tls_slots[i].slot = NULL;
 		slot_put(s);
@@ -139,103 +158,121 @@ static void make_exit_key(void)
 /* ------------------------------------------------------------------ */
 /* Drain side                                                          */
 
-/* Frees entries [from, to) of buf and runs the hook for them. */
-static void drain_entries(struct deferred *d, struct dentry *buf, unsigned from, unsigned to)
+/* Frees entries [from, to) of b and runs the hook for them. No lock held. */
+static void drain_entries(struct deferred *d, struct dbuf *b, unsigned from, unsigned to)
 {
-	unsigned long handles[256];
+	unsigned long handles[DRAIN_BATCH];
 
 	while (from < to) {
 		unsigned n = 0, start = from;
 
-		while (from < to && n < 256) {
-			if (buf[from].handle)
-				handles[n++] = buf[from].handle;
+		while (from < to && n < DRAIN_BATCH) {
+			if (b->e[from].handle)
+				handles[n++] = b->e[from].handle;
 			from++;
 		}
 		pool_free_batch(d->pool, handles, n);
 		if (d->hook)
 			for (unsigned i = start; i < from; i++)
-				d->hook(d->hook_ctx, buf[i].handle, buf[i].cookie);
+				d->hook(d->hook_ctx, b->e[i].handle, b->e[i].cookie);
 		store_relaxed(&d->drained, d->drained + (from - start));
 	}
 }
 
-static struct dentry *spare_get(struct deferred *d)
+/* Puts a drained buffer back among the spares (or frees it). Lock held. */
+static void spare_put_locked(struct deferred *d, struct dbuf *b)
 {
-	struct dentry *b = NULL;
-
-	pthread_mutex_lock(&d->lock);
-	if (d->nr_spares)
-		b = d->spares[--d->nr_spares];
-	pthread_mutex_unlock(&d->lock);
-	return b;
-}
-
-static void spare_put(struct deferred *d, struct dentry *b)
-{
-	pthread_mutex_lock(&d->lock);
-	if (d->nr_spares < d->max_spares) {
-		d->spares[d->nr_spares++] = b;
-		b = NULL;
+	if (d->nr_spares >= d->max_spares) {
+		free(b);
+		return;
 	}
-	pthread_mutex_unlock(&d->lock);
-	free(b);
+	b->count = 0;
+	b->consumed = 0;
+	b->next = d->spares;
+	d->spares = b;
+	d->nr_spares++;
 }
 
-/* Drains one slot. Drainer only (or destroy, with no owner running). */
-static void drain_slot(struct deferred *d, struct dslot *s)
-{
-	/* acquire: pairs with the owner's store_release of count; entries
-	 * below c are written */
-	unsigned c = load_acquire(&s->count);
+struct work {
+	struct dbuf *b;
+	unsigned from, to;
+	bool recycle; /* a handed-off buffer: a spare once drained */
+};
 
-	if (c == d->size) {
-		/* the owner stopped writing: the slot is ours until count drops */
-		struct dentry *old = s->buf, *fresh = spare_get(d);
-		unsigned from = s->consumed;
-
-		store_relaxed(&d->batches, d->batches + 1);
-		s->consumed = 0;
-		if (fresh) {
-			s->buf = fresh;
-			race_window(ZS_RACE_DEFERRED_HANDOFF, d->pool);
-			/* release: publishes buf before count (seed 002's
-			 * correction); pairs with the owner's load_acquire */
-			store_release(&s->count, 0);
-			drain_entries(d, old, from, c);
-			spare_put(d, old);
-		} else {
-			drain_entries(d, old, from, c);
-			store_release(&s->count, 0); /* same buffer, now empty */
-		}
-	} else if (c > s->consumed) {
-		drain_entries(d, s->buf, s->consumed, c);
-		s->consumed = c;
-	}
-}
-
-/* One pass over every slot; retires slots of exited threads. */
+/*
+ * One pass: takes the queue of full buffers and the waiting part of every
+ * slot's current buffer, frees them with the lock dropped, recycles the
+ * full buffers, and retires the slots of exited threads.
+ */
 static void drain_pass(struct deferred *d)
 {
+	struct work *w = NULL;
+	size_t nr = 0, cap = 0;
 	struct list_node *n, *next;
 
 	pthread_mutex_lock(&d->lock);
+	for (n = d->slots.next;; n = n->next) {
+		cap += 2;
+		if (n == &d->slots)
+			break;
+	}
+	for (struct dbuf *b = d->full; b; b = b->next)
+		cap++;
+	w = malloc(cap * sizeof(*w));
+	if (!w) {
+		pthread_mutex_unlock(&d->lock);
+		return; /* next pass */
+	}
+	/* FIFO: a buffer's in-place part (taken in an earlier pass) is always
+	 * drained before the buffer is recycled from the queue */
+	while (d->full) {
+		struct dbuf *b = d->full;
+
+		d->full = b->next;
+		/* acquire: pairs with the owner's last store_release of count */
+		w[nr++] = (struct work){ b, b->consumed, load_acquire(&b->count), true };
+	}
+	d->full_tail = &d->full;
+	for (n = d->slots.next; n != &d->slots; n = n->next) {
+		struct dslot *s = container_of(n, struct dslot, link);
+		struct dbuf *b = s->cur;
+		unsigned c;
+
+		if (!b)
+			continue;
+		c = load_acquire(&b->count); /* pairs with the owner's release */
+		if (c > b->consumed) {
+			w[nr++] = (struct work){ b, b->consumed, c, false };
+			b->consumed = c;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+
+	for (size_t i = 0; i < nr; i++) {
+		drain_entries(d, w[i].b, w[i].from, w[i].to);
+		if (w[i].recycle) {
+			pthread_mutex_lock(&d->lock);
+			spare_put_locked(d, w[i].b);
+			pthread_mutex_unlock(&d->lock);
+			store_relaxed(&d->batches, d->batches + 1);
+		}
+	}
+	free(w);
+
+	/* retire slots whose thread exited and whose buffer is drained */
+	pthread_mutex_lock(&d->lock);
 	for (n = d->slots.next; n != &d->slots; n = next) {
 		struct dslot *s = container_of(n, struct dslot, link);
-		/* acquire: pairs with thread_exit()'s release */
-		bool dead = load_acquire(&s->dead);
 
 		next = n->next;
-		pthread_mutex_unlock(&d->lock); /* no lock held while freeing */
-		drain_slot(d, s);
-		pthread_mutex_lock(&d->lock);
-		if (dead) {
-			/* drain_slot() saw the final count: nothing is left */
-			next = n->next;
-			list_del(&s->link);
-			d->retired_queued += load_relaxed(&s->queued);
-			slot_put(s);
-		}
+		/* acquire: pairs with thread_exit()'s release; s->cur's count
+		 * is final then */
+		if (!load_acquire(&s->dead) ||
+		    (s->cur && load_acquire(&s->cur->count) > s->cur->consumed))
+			continue;
+		list_del(&s->link);
+		d->retired_queued += load_relaxed(&s->queued);
+		slot_put(s);
 	}
 	pthread_mutex_unlock(&d->lock);
 }
@@ -270,22 +307,16 @@ static void *drain_main(void *arg)
 	return NULL;
 }
 
-static void kick(struct deferred *d)
-{
-	pthread_mutex_lock(&d->lock);
-	d->kicked = true;
-	pthread_cond_signal(&d->wake);
-	pthread_mutex_unlock(&d->lock);
-}
-
 /* ------------------------------------------------------------------ */
 /* Setup                                                               */
 
 static void deferred_free_struct(struct deferred *d)
 {
-	for (unsigned i = 0; i < d->nr_spares; i++)
-		free(d->spares[i]);
-	free(d->spares);
+	while (d->spares) {
+		struct dbuf *b = d->spares;
+		d->spares = b->next;
+		free(b);
+	}
 	pthread_cond_destroy(&d->wake);
 	pthread_cond_destroy(&d->done);
 	pthread_mutex_destroy(&d->lock);
@@ -308,10 +339,17 @@ static struct deferred *deferred_get(struct zs_pool *pool)
 	d->pool = pool;
 	d->id = fetch_add_relaxed(&next_id, 1);
 	d->size = cfg->deferred_buffer_size ? cfg->deferred_buffer_size : DEFAULT_BUFFER;
+	/* enough to absorb a burst of 64k frees while the drainer catches up,
+	 * and never fewer than 4 per CPU */
 	cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	d->max_spares = cfg->deferred_spares == ZS_DEFERRED_NO_SPARES ? 0
 			: cfg->deferred_spares ? cfg->deferred_spares
-					       : 4 * (unsigned)(cpus > 0 ? cpus : 1);
+					       : DEFAULT_SPARES;
+	if (!cfg->deferred_spares && cpus > 0 && d->max_spares < 4 * (unsigned)cpus)
+		d->max_spares = 4 * (unsigned)cpus;
+	d->hook = pool->deferred_hook;
+	d->hook_ctx = pool->deferred_hook_ctx;
+	d->full_tail = &d->full;
 	list_init(&d->slots);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -319,19 +357,15 @@ static struct deferred *deferred_get(struct zs_pool *pool)
 	pthread_cond_init(&d->wake, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&d->done, NULL);
-	d->spares = calloc(d->max_spares ? d->max_spares : 1, sizeof(*d->spares));
-	if (!d->spares)
-		goto fail;
-	for (; d->nr_spares < d->max_spares; d->nr_spares++) {
-		d->spares[d->nr_spares] = malloc(d->size * sizeof(struct dentry));
-		if (!d->spares[d->nr_spares])
-			goto fail;
+	while (d->nr_spares < d->max_spares) {
+		struct dbuf *b = buf_new(d->size);
+		if (!b) {
+			deferred_free_struct(d);
+			return NULL;
+		}
+		spare_put_locked(d, b); /* not shared yet */
 	}
-	pthread_mutex_lock(&d->lock);
-	d->hook = pool->deferred_hook;
-	d->hook_ctx = pool->deferred_hook_ctx;
-	pthread_mutex_unlock(&d->lock);
-	/* release on success: the drainer and other threads see d whole */
+	/* release on success: other threads see d whole */
 	if (!__atomic_compare_exchange_n(&pool->deferred, &expected, d, 0, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
 		deferred_free_struct(d);
@@ -344,9 +378,6 @@ static struct deferred *deferred_get(struct zs_pool *pool)
 		pthread_mutex_unlock(&d->lock);
 	}
 	return d;
-fail:
-	deferred_free_struct(d);
-	return NULL;
 }
 
 /* The calling thread's slot for this pool, registering one if needed. */
@@ -371,12 +402,11 @@ static struct dslot *slot_get(struct zs_pool *pool, struct deferred *d)
 	if (!free_entry || load_relaxed(&d->stop))
 		return NULL; /* too many pools in this thread: free synchronously */
 	pthread_once(&exit_key_once, make_exit_key);
-	s = aligned_alloc(SLOT_LINE, (sizeof(*s) + SLOT_LINE - 1) / SLOT_LINE * SLOT_LINE);
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	memset(s, 0, sizeof(*s));
-	s->buf = malloc(d->size * sizeof(struct dentry));
-	if (!s->buf) {
+	s->cur = buf_new(d->size);
+	if (!s->cur) {
 		free(s);
 		return NULL;
 	}
@@ -389,6 +419,36 @@ static struct dslot *slot_get(struct zs_pool *pool, struct deferred *d)
 	free_entry->id = d->id;
 	free_entry->slot = s;
 	return s;
+}
+
+/*
+ * Owner, slow path: queues the current buffer (if any and not empty) for
+ * the drainer and takes a spare, under the lock. Returns the new current
+ * buffer, or NULL when no spare is left.
+ */
+static struct dbuf *handoff(struct deferred *d, struct dslot *s)
+{
+	struct dbuf *b = s->cur, *fresh;
+
+	pthread_mutex_lock(&d->lock);
+	race_window(ZS_RACE_DEFERRED_HANDOFF, d->pool);
+	if (b) {
+		b->next = NULL;
+		*d->full_tail = b;
+		d->full_tail = &b->next;
+		d->kicked = true;
+		pthread_cond_signal(&d->wake);
+	}
+	fresh = d->spares;
+	if (fresh) {
+		d->spares = fresh->next;
+		d->nr_spares--;
+	}
+	/* the drainer reads cur under this lock: it never sees the queued
+	 * buffer as current, nor the spare before spare_put_locked() reset it */
+	s->cur = fresh;
+	pthread_mutex_unlock(&d->lock);
+	return fresh;
 }
 
 static void free_now(struct zs_pool *pool, struct deferred *d, unsigned long handle,
@@ -405,26 +465,21 @@ static void queue(struct zs_pool *pool, unsigned long handle, unsigned long cook
 {
 	struct deferred *d = deferred_get(pool);
 	struct dslot *s;
+	struct dbuf *b;
 	unsigned c;
 
-	if (!d || !(s = slot_get(pool, d))) {
-		free_now(pool, d, handle, cookie);
+	if (!d || !(s = slot_get(pool, d)) || (!(b = s->cur) && !(b = handoff(d, s)))) {
+		free_now(pool, d, handle, cookie); /* no buffer to queue into */
 		return;
 	}
-	/* acquire: pairs with the drainer's store_release(count, 0), so that
-	 * after a handoff we write into the new buffer */
-	c = load_acquire(&s->count);
-	if (c == d->size) {
-		free_now(pool, d, handle, cookie); /* full, not handed off yet */
-		return;
-	}
-	s->buf[c].handle = handle;
-	s->buf[c].cookie = cookie;
+	c = b->count; /* only this thread writes it */
+	b->e[c].handle = handle;
+	b->e[c].cookie = cookie;
 	/* release: the entry is written before the drainer sees the count */
-	store_release(&s->count, c + 1);
+	store_release(&b->count, c + 1);
 	store_relaxed(&s->queued, s->queued + 1);
 	if (c + 1 == d->size)
-		kick(d);
+		handoff(d, s); /* full: queue it now, so the next call has room */
 }
 
 ZS_EXPORT void zs_free_deferred(struct zs_pool *pool, unsigned long handle)
@@ -481,7 +536,6 @@ void deferred_destroy(struct zs_pool *pool)
 	while (!list_empty(&d->slots)) {
 		struct dslot *s = container_of(d->slots.next, struct dslot, link);
 
-		drain_slot(d, s);
 		list_del(&s->link);
 		store_release(&s->orphan, true); /* the owner lets go lazily */
 		slot_put(s);

@@ -382,7 +382,7 @@ static int cmp_free_item(const void *x, const void *y)
 
 void pool_free_batch(struct zs_pool *pool, unsigned long *handles, size_t n)
 {
-	enum { STEP = 256 };
+	enum { STEP = 1024 }; /* runs of one class get longer with the batch */
 	struct free_item items[STEP];
 	struct zspage *empty[STEP];
 	unsigned long bad[STEP];
