@@ -162,9 +162,7 @@ int main(int argc, char **argv)
 	install_signals();
 	prog = bench_progress_create(&ctx.progress_fd);
 	bench_bar_init(&ctx.bar, prog, 1);
-	if (zsb_load_corpus(&ctx))
-		return 1;
-	r = dispatch(&ctx);
+	r = zsb_load_corpus(&ctx) ? -1 : dispatch(&ctx);
 	bench_bar_clear(&ctx.bar);
 	bench_pages_free(&ctx.pages);
 	free(opt.inputs);
