@@ -120,11 +120,27 @@ fail:
 	return -ENOMEM;
 }
 
+/*
+ * In a fork child the releaser, its batch in flight and the waits on these
+ * condition variables stayed in the parent: start afresh (the pages that
+ * were in flight are simply never reused here).
+ */
+static void fork_check_locked(struct arena *a)
+{
+	if (!a->releaser_started || a->releaser_gen == fork_generation())
+		return;
+	pthread_cond_init(&a->work, NULL);
+	pthread_cond_init(&a->idle, NULL);
+	a->releaser_started = false;
+	a->transit = 0;
+}
+
 void arena_destroy(struct arena *a)
 {
 	if (!a->base)
 		return;
 	pthread_mutex_lock(&a->lock);
+	fork_check_locked(a);
 	a->releaser_stop = true;
 	pthread_cond_signal(&a->work);
 	pthread_mutex_unlock(&a->lock);
@@ -478,10 +494,12 @@ static bool queue_release_locked(struct arena *a, const uint32_t *pfns, unsigned
 {
 	if (a->pending_nr + n > ARENA_PENDING_MAX)
 		return false;
+	fork_check_locked(a);
 	if (!a->releaser_started) {
 		if (pthread_create(&a->releaser, NULL, releaser_main, a))
 			return false;
 		a->releaser_started = true;
+		a->releaser_gen = fork_generation();
 	}
 	memcpy(a->pending + a->pending_nr, pfns, n * sizeof(*pfns));
 	a->pending_nr += n;
@@ -542,6 +560,7 @@ void arena_trim(struct arena *a)
 		unsigned nr_out = 0;
 
 		pthread_mutex_lock(&a->lock);
+		fork_check_locked(a);
 		while (a->cache_nr && nr_out < ARENA_CACHE_RING)
 			out[nr_out++] = cache_pop_oldest_locked(a);
 		while (a->pending_nr && nr_out < ARENA_CACHE_RING)

@@ -191,6 +191,7 @@ ZS_EXPORT unsigned long zs_compactable_pages(struct zs_pool *pool)
 
 struct bg_compactor {
 	pthread_t thread;
+	unsigned gen; /* fork generation the thread runs in */
 	int stop_fd; /* eventfd: written once by bg_compactor_stop() */
 	int psi_fd;  /* PSI trigger, or -1 */
 };
@@ -253,6 +254,7 @@ int bg_compactor_start(struct zs_pool *pool)
 		return 0;
 	}
 	pool->bg = bg;
+	bg->gen = fork_generation();
 	if (pthread_create(&bg->thread, NULL, bg_main, pool)) {
 		pool->bg = NULL;
 		goto fail;
@@ -274,10 +276,12 @@ void bg_compactor_stop(struct zs_pool *pool)
 
 	if (!bg)
 		return;
-	/* an eventfd write of 1 to a fresh counter cannot fail */
-	ssize_t r = write(bg->stop_fd, &one, sizeof(one));
-	(void)r;
-	pthread_join(bg->thread, NULL);
+	if (bg->gen == fork_generation()) { /* not in a fork child: it runs */
+		/* an eventfd write of 1 to a fresh counter cannot fail */
+		ssize_t r = write(bg->stop_fd, &one, sizeof(one));
+		(void)r;
+		pthread_join(bg->thread, NULL);
+	}
 	close(bg->stop_fd);
 	if (bg->psi_fd >= 0)
 		close(bg->psi_fd);

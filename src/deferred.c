@@ -81,6 +81,7 @@ struct dslot {
 struct deferred {
 	struct zs_pool *pool;
 	uint64_t id;              /* immutable, unique per pool instance */
+	unsigned gen;             /* immutable: fork generation of the drainer */
 	unsigned size;            /* immutable: entries per buffer */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;      /* the drainer waits on it */
@@ -338,6 +339,7 @@ static struct deferred *deferred_get(struct zs_pool *pool)
 		return NULL;
 	d->pool = pool;
 	d->id = fetch_add_relaxed(&next_id, 1);
+	d->gen = fork_generation();
 	d->size = cfg->deferred_buffer_size ? cfg->deferred_buffer_size : DEFAULT_BUFFER;
 	/* enough to absorb a burst of 64k frees while the drainer catches up,
 	 * and never fewer than 4 per CPU */
@@ -468,8 +470,10 @@ static void queue(struct zs_pool *pool, unsigned long handle, unsigned long cook
 	struct dbuf *b;
 	unsigned c;
 
-	if (!d || !(s = slot_get(pool, d)) || (!(b = s->cur) && !(b = handoff(d, s)))) {
-		free_now(pool, d, handle, cookie); /* no buffer to queue into */
+	if (!d || d->gen != fork_generation() || !(s = slot_get(pool, d)) ||
+	    (!(b = s->cur) && !(b = handoff(d, s)))) {
+		/* no buffer to queue into, or a fork child without the drainer */
+		free_now(pool, d, handle, cookie);
 		return;
 	}
 	c = b->count; /* only this thread writes it */
@@ -510,6 +514,10 @@ ZS_EXPORT void zs_free_deferred_flush(struct zs_pool *pool)
 
 	if (!d || load_relaxed(&d->stop))
 		return;
+	if (d->gen != fork_generation()) {
+		drain_pass(d); /* a fork child: no drainer, do it here */
+		return;
+	}
 	pthread_mutex_lock(&d->lock);
 	target = ++d->flush_req;
 	pthread_cond_signal(&d->wake);
@@ -524,6 +532,13 @@ void deferred_destroy(struct zs_pool *pool)
 
 	if (!d)
 		return;
+	if (d->gen != fork_generation()) {
+		/* a fork child: the drainer and the waits on these condition
+		 * variables stayed in the parent; start them afresh */
+		pthread_cond_init(&d->wake, NULL);
+		pthread_cond_init(&d->done, NULL);
+		store_relaxed(&d->stop, true);
+	}
 	pthread_mutex_lock(&d->lock);
 	bool running = !d->stop;
 	store_relaxed(&d->stop, true);

@@ -342,6 +342,7 @@ struct arena {
 	pthread_cond_t idle;            /* arena_trim waits for transit == 0 */
 	pthread_t releaser;
 	bool releaser_started, releaser_stop; /* Synchronization: lock */
+	unsigned releaser_gen;          /* fork generation it was started in. Sync: lock */
 	unsigned long pages_used;       /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_mapped;    /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_released;  /* Synchronization: lock; relaxed reads by stats */
@@ -407,6 +408,18 @@ extern void (*zs_race_hook)(enum zs_race_point point, struct zs_pool *pool);
 #else
 #define race_window(point, pool) ((void)(pool))
 #endif
+
+/* ------------------------------------------------------------------ */
+/* Fork: a child has none of the parent's threads. Every helper thread
+ * (releaser, drainer, background compactor) records the generation it was
+ * started in; a child sees a newer one and neither waits for nor joins
+ * them (it starts its own where needed, or works synchronously). */
+extern unsigned zs_fork_generation; /* atomic, relaxed */
+static inline unsigned fork_generation(void)
+{
+	return load_relaxed(&zs_fork_generation);
+}
+void fork_watch(void); /* registers the fork handler once (pool.c) */
 
 /* ------------------------------------------------------------------ */
 /* arena.c: backing memory                                             */

@@ -31,6 +31,24 @@ void (*zs_race_hook)(enum zs_race_point point, struct zs_pool *pool);
 	(ZS_POOL_RETURN_ERRORS | ZS_POOL_HUGEPAGES | ZS_POOL_BG_COMPACT | ZS_POOL_PSI_COMPACT |    \
 	 ZS_POOL_FREE_POOL_LOCK | ZS_POOL_NO_SPARE)
 
+unsigned zs_fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+	fetch_add_relaxed(&zs_fork_generation, 1);
+}
+
+static void fork_register(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
+
+void fork_watch(void)
+{
+	pthread_once(&fork_once, fork_register);
+}
+
 void zs_assert_fail(const char *expr, const char *file, int line)
 {
 	fprintf(stderr, "zsmalloc: assertion failed: %s (%s:%d)\n", expr, file, line);
@@ -92,6 +110,7 @@ ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_po
 	size_t reserve;
 	int err;
 
+	fork_watch();
 	if (config)
 		cfg = *config;
 	if (cfg.chain_size == 0)

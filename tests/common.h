@@ -74,6 +74,18 @@ static inline size_t rss_bytes(void)
 #ifndef ZS_TEST_SANITIZED
 #define ZS_TEST_SANITIZED 0
 #endif
+/* ThreadSanitizer refuses to start threads in the child of a
+ * multi-threaded fork. */
+#if defined(__SANITIZE_THREAD__)
+#define ZS_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ZS_TEST_TSAN 1
+#endif
+#endif
+#ifndef ZS_TEST_TSAN
+#define ZS_TEST_TSAN 0
+#endif
 
 /*
  * With no live object a pool holds only its spare empty zspages (at most

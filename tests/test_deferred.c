@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "zsmalloc.h"
@@ -291,6 +292,50 @@ static void test_torture_no_spares(void **state)
 	torture(4, ZS_DEFERRED_NO_SPARES);
 }
 
+/*
+ * A fork child has none of the pool's threads (releaser, drainer): it must
+ * still be able to allocate, free (deferred too), flush and destroy, and
+ * the parent must go on unharmed.
+ */
+static void test_fork_child(void **state)
+{
+	static unsigned long h[20000];
+	struct zs_pool *pool;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	if (ZS_TEST_TSAN)
+		skip();
+	pool = zs_create_pool("fork");
+	/* start the drainer and the arena's releaser in the parent */
+	for (int i = 0; i < 20000; i++)
+		h[i] = zs_malloc(pool, 500 + (size_t)i % 3000);
+	for (int i = 0; i < 10000; i++)
+		zs_free_deferred(pool, h[i]);
+	zs_free_deferred_flush(pool);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (int i = 10000; i < 15000; i++)
+			zs_free_deferred(pool, h[i]);
+		for (int i = 15000; i < 20000; i++)
+			zs_free(pool, h[i]);
+		zs_free_deferred_flush(pool);
+		int ok = objs_used(pool) == 0;
+		zs_destroy_pool(pool);
+		_exit(ok ? 0 : 3);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	for (int i = 10000; i < 20000; i++)
+		zs_free_deferred(pool, h[i]);
+	zs_free_deferred_flush(pool);
+	assert_int_equal(objs_used(pool), 0);
+	zs_destroy_pool(pool);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +345,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_hook),
 		cmocka_unit_test(test_torture_tiny_buffers),
 		cmocka_unit_test(test_torture_no_spares),
+		cmocka_unit_test(test_fork_child),
 	};
 	if (argc == 3 && !strcmp(argv[1], "--torture"))
 		torture_items = strtoul(argv[2], NULL, 0);
