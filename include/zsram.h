@@ -40,6 +40,21 @@ struct zsram_config {
 	unsigned    flags;
 };
 
+/*
+ * Algorithms (zsram_algorithms() lists those built in) and their levels:
+ *   "lz4"    acceleration factor, 1 (default) .. 65537; higher is faster
+ *   "lz4hc"  1 .. 12, default 9
+ *   "zstd"   -131072 .. 22, default 3 (negative levels are zstd's fast modes)
+ *   "lzo"    lzo1x-1, one level (only with liblzo2)
+ * An unknown name or a level out of range is a bad config (EINVAL).
+ * mem_limit is rounded up to whole pages.
+ */
+
+/* struct zsram_config.flags */
+#define ZSRAM_BG_COMPACT (1u << 0) /* the pool compacts in a background thread */
+#define ZSRAM_HUGEPAGES  (1u << 1) /* back the pool with transparent huge pages */
+#define ZSRAM_NO_SPARE   (1u << 2) /* free emptied zspages at once, as the kernel does */
+
 struct zsram_mm_stat {          /* zram's mm_stat, same meanings and units */
 	uint64_t orig_data_size, compr_data_size, mem_used_total, mem_limit, mem_used_max,
 	         same_pages, pages_compacted, huge_pages, huge_pages_since;
@@ -54,6 +69,38 @@ ssize_t zsram_pwrite(struct zsram *zr, const void *buf, size_t count, uint64_t o
 ssize_t zsram_pread(struct zsram *zr, void *buf, size_t count, uint64_t offset);
 unsigned long zsram_compact(struct zsram *zr);
 void zsram_mm_stat(struct zsram *zr, struct zsram_mm_stat *stat);
+
+/*
+ * zsram_pwrite/zsram_pread: the byte range [offset, offset + count) must lie
+ * inside the disk (else -ERANGE); buffers need no alignment. They return
+ * count, a shorter count when a later page failed (like write(2)), or the
+ * -errno of the first page. zsram_compact finishes queued frees of
+ * discarded pages, then compacts the pool; it returns the pages freed.
+ * zsram_destroy must be the last call on a store: nothing may run
+ * concurrently with it.
+ */
+
+/* Space-separated names of the algorithms this build supports. */
+const char *zsram_algorithms(void);
+
+/*
+ * Recompression (zram's recomp_algorithm and recompress, one secondary
+ * algorithm). zsram_set_recomp_algorithm sets the secondary algorithm once:
+ * 0, -EINVAL (unknown algorithm or level), -EBUSY (already set).
+ *
+ * zsram_recompress recompresses stored pages with the secondary algorithm:
+ * with ZSRAM_RECOMP_HUGE only huge (incompressible) pages, else every
+ * compressed or huge page whose stored size is at least 'threshold' bytes
+ * (0: all). A page is replaced only when the new size falls in a smaller
+ * size class (for a huge page: below zs_huge_class_size()); a page that does
+ * not gain is marked and skipped by later runs until it is written again.
+ * Pages recompressed already are skipped. Returns the pages replaced, or
+ * -EINVAL (no secondary algorithm, bad mode), -ENOSPC/-ENOMEM when it could
+ * not allocate before replacing any page.
+ */
+#define ZSRAM_RECOMP_HUGE (1u << 0)
+int zsram_set_recomp_algorithm(struct zsram *zr, const char *algorithm, int level);
+long zsram_recompress(struct zsram *zr, unsigned mode, size_t threshold);
 
 #ifdef __cplusplus
 }
