@@ -9,10 +9,17 @@
  *
  * Freed pages first go to a small cache of resident pages (reused without
  * a page fault); past ARENA_CACHE_PAGES the older half is queued for the
- * arena's releaser thread (started on first use), which gives them back to
+ * arena's worker thread (started on first use), which gives them back to
  * the OS with MADV_DONTNEED in one system call per batch. zs_free thus never
  * waits for a system call or the TLB shootdown that comes with it, unless
- * the queue is full. A chunk whose pages are all free is unmapped as a unit. With ZS_POOL_HUGEPAGES the
+ * the queue is full. A chunk whose pages are all free is unmapped as a unit.
+ *
+ * The other way round, a growing pool would take a page fault (and the
+ * kernel's zeroing of the page) for every fresh page in the writer's
+ * thread; instead, when allocation finds the cache nearly empty, the worker
+ * faults the next ARENA_PREFAULT_BATCH free pages in (MADV_POPULATE_WRITE)
+ * and puts them in the cache, ahead of need. At most the cache's size is
+ * resident beyond what zspages hold, as before. With ZS_POOL_HUGEPAGES the
  * chunks are backed by transparent huge pages and single pages are not
  * madvised (that would split the huge page): whole chunks are released,
  * and zs_defrag() is what empties sparsely used ones.
@@ -35,6 +42,11 @@
 #include "internal.h"
 
 #define CHUNK_BYTES ((size_t)1 << ZS_CHUNK_SHIFT)
+#ifdef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE_ MADV_POPULATE_WRITE
+#else
+#define MADV_POPULATE_WRITE_ 23 /* Linux 5.14 */
+#endif
 
 /* ------------------------------------------------------------------ */
 /* OS layer                                                            */
@@ -77,6 +89,8 @@ static int vm_decommit(void *addr, size_t bytes)
 }
 
 /* ------------------------------------------------------------------ */
+
+static bool worker_wake_locked(struct arena *a);
 
 static inline unsigned chunk_first_pfn(size_t c)
 {
@@ -121,17 +135,17 @@ fail:
 }
 
 /*
- * In a fork child the releaser, its batch in flight and the waits on these
+ * In a fork child the worker, its batch in flight and the waits on these
  * condition variables stayed in the parent: start afresh (the pages that
  * were in flight are simply never reused here).
  */
 static void fork_check_locked(struct arena *a)
 {
-	if (!a->releaser_started || a->releaser_gen == fork_generation())
+	if (!a->worker_started || a->worker_gen == fork_generation())
 		return;
 	pthread_cond_init(&a->work, NULL);
 	pthread_cond_init(&a->idle, NULL);
-	a->releaser_started = false;
+	a->worker_started = false;
 	a->transit = 0;
 }
 
@@ -141,11 +155,11 @@ void arena_destroy(struct arena *a)
 		return;
 	pthread_mutex_lock(&a->lock);
 	fork_check_locked(a);
-	a->releaser_stop = true;
+	a->worker_stop = true;
 	pthread_cond_signal(&a->work);
 	pthread_mutex_unlock(&a->lock);
-	if (a->releaser_started)
-		pthread_join(a->releaser, NULL);
+	if (a->worker_started)
+		pthread_join(a->worker, NULL);
 	pthread_cond_destroy(&a->work);
 	pthread_cond_destroy(&a->idle);
 	free(a->pending);
@@ -230,6 +244,7 @@ static void advance_hint_locked(struct arena *a)
 
 static void cache_push_locked(struct arena *a, uint32_t pfn)
 {
+	ZS_ASSERT(a->cache_nr < ARENA_CACHE_RING); /* the ring never overflows */
 	a->cache[(a->cache_head) % ARENA_CACHE_RING] = pfn;
 	a->cache_head = (a->cache_head + 1) % ARENA_CACHE_RING;
 	a->cache_nr++;
@@ -324,6 +339,9 @@ int arena_alloc_pages(struct arena *a, unsigned n, uint32_t *pfns)
 	}
 	if (!err)
 		store_relaxed(&a->pages_used, a->pages_used + n);
+	if (!err && !a->hugepages && a->cache_nr < ARENA_PREFAULT_LOW && !a->prefault_wanted &&
+	    worker_wake_locked(a))
+		a->prefault_wanted = true;
 	pthread_mutex_unlock(&a->lock);
 	return err;
 }
@@ -461,18 +479,68 @@ static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 	}
 }
 
-/* The releaser: gives queued pages back to the OS, a batch at a time. */
-static void *releaser_main(void *arg)
+/* The worker: gives queued pages back to the OS, a batch at a time. */
+/*
+ * Faults fresh pages in ahead of need and adds them to the cache. Called by
+ * the worker with the lock held; drops it around the system call.
+ */
+static void prefault_locked(struct arena *a)
+{
+	uint32_t batch[ARENA_PREFAULT_BATCH];
+	unsigned n = ARENA_PREFAULT_BATCH;
+
+	a->prefault_wanted = false;
+	if (a->cache_nr >= ARENA_PREFAULT_LOW || take_from_chunks_locked(a, n, batch))
+		return;
+	a->transit += n;
+	pthread_mutex_unlock(&a->lock);
+	/* the pages are ours (in transit): touching them is safe */
+	for (unsigned i = 0; i < n;) {
+		unsigned j = i + 1;
+		while (j < n && batch[j] == batch[j - 1] + 1)
+			j++;
+		if (madvise(arena_page(a, batch[i]), (size_t)(j - i) << ZS_PAGE_SHIFT,
+			    MADV_POPULATE_WRITE_)) {
+			for (unsigned k = i; k < j; k++) /* before Linux 5.14 */
+				*(volatile char *)arena_page(a, batch[k]) = 0;
+		}
+		i = j;
+	}
+	pthread_mutex_lock(&a->lock);
+	/* frees may have filled the cache meanwhile: keep what fits below the
+	 * eviction mark (the ring must never overflow), give the rest back */
+	unsigned room = ARENA_CACHE_PAGES + ZS_MAX_CHAIN - 1, keep;
+	room = a->cache_nr < room ? room - a->cache_nr : 0;
+	keep = n < room ? n : room;
+	for (unsigned i = 0; i < n; i++)
+		a->chunks[pfn_chunk(batch[i])].nr_used--;
+	/* as if freed: last-to-first, so that popping returns them in order */
+	for (unsigned i = keep; i-- > 0;)
+		cache_push_locked(a, batch[i]);
+	a->transit -= keep;
+	if (!a->transit)
+		pthread_cond_broadcast(&a->idle);
+	if (keep < n) {
+		pthread_mutex_unlock(&a->lock);
+		evict(a, batch + keep, n - keep); /* still counted in transit */
+		pthread_mutex_lock(&a->lock);
+	}
+}
+
+static void *worker_main(void *arg)
 {
 	struct arena *a = arg;
 	uint32_t batch[ARENA_CACHE_RING];
 
 	pthread_mutex_lock(&a->lock);
-	while (!a->releaser_stop) {
+	while (!a->worker_stop) {
 		unsigned n = 0;
 
 		if (!a->pending_nr) {
-			pthread_cond_wait(&a->work, &a->lock);
+			if (a->prefault_wanted)
+				prefault_locked(a);
+			else
+				pthread_cond_wait(&a->work, &a->lock);
 			continue;
 		}
 		while (a->pending_nr && n < ARENA_CACHE_RING)
@@ -486,24 +554,30 @@ static void *releaser_main(void *arg)
 	return NULL;
 }
 
+/* Wakes the worker, starting it if needed; false if it cannot run. */
+static bool worker_wake_locked(struct arena *a)
+{
+	fork_check_locked(a);
+	if (!a->worker_started) {
+		if (pthread_create(&a->worker, NULL, worker_main, a))
+			return false;
+		a->worker_started = true;
+		a->worker_gen = fork_generation();
+	}
+	pthread_cond_signal(&a->work);
+	return true;
+}
+
 /*
- * Queues pages for the releaser, starting it if needed. Returns false when
+ * Queues pages for the worker, starting it if needed. Returns false when
  * the queue has no room (or no thread can run): the caller releases them.
  */
 static bool queue_release_locked(struct arena *a, const uint32_t *pfns, unsigned n)
 {
-	if (a->pending_nr + n > ARENA_PENDING_MAX)
+	if (a->pending_nr + n > ARENA_PENDING_MAX || !worker_wake_locked(a))
 		return false;
-	fork_check_locked(a);
-	if (!a->releaser_started) {
-		if (pthread_create(&a->releaser, NULL, releaser_main, a))
-			return false;
-		a->releaser_started = true;
-		a->releaser_gen = fork_generation();
-	}
 	memcpy(a->pending + a->pending_nr, pfns, n * sizeof(*pfns));
 	a->pending_nr += n;
-	pthread_cond_signal(&a->work);
 	return true;
 }
 
@@ -561,15 +635,20 @@ void arena_trim(struct arena *a)
 
 		pthread_mutex_lock(&a->lock);
 		fork_check_locked(a);
+		a->prefault_wanted = false;
 		while (a->cache_nr && nr_out < ARENA_CACHE_RING)
 			out[nr_out++] = cache_pop_oldest_locked(a);
 		while (a->pending_nr && nr_out < ARENA_CACHE_RING)
 			out[nr_out++] = a->pending[--a->pending_nr];
 		if (!nr_out) {
-			/* wait for the releaser's batch in flight, if any */
+			/* wait for the worker's batch in flight, if any; a
+			 * prefault batch lands in the cache: go round again */
+			bool again = a->transit != 0;
 			while (a->transit)
 				pthread_cond_wait(&a->idle, &a->lock);
 			pthread_mutex_unlock(&a->lock);
+			if (again)
+				continue;
 			break;
 		}
 		a->transit += nr_out;

@@ -316,7 +316,9 @@ struct arena_chunk {
 
 #define ARENA_CACHE_PAGES 128 /* freed pages kept resident for reuse (512 KiB) */
 #define ARENA_CACHE_RING  (ARENA_CACHE_PAGES + 2 * ZS_MAX_CHAIN)
-#define ARENA_PENDING_MAX 4096 /* evicted pages queued for the releaser (16 MiB) */
+#define ARENA_PENDING_MAX 4096 /* evicted pages queued for the worker (16 MiB) */
+#define ARENA_PREFAULT_LOW   32 /* a growing pool keeps this many ready pages... */
+#define ARENA_PREFAULT_BATCH 64 /* ...faulted in by the worker this many at a time */
 
 struct arena {
 	char *base;                 /* immutable: 2 MiB aligned reservation */
@@ -330,19 +332,22 @@ struct arena {
 	uint32_t cache[ARENA_CACHE_RING]; /* ring of freed resident pages. Sync: lock */
 	unsigned cache_head, cache_nr;     /* Synchronization: lock */
 	/*
-	 * Pages evicted from the cache wait here for the releaser thread, so
+	 * Pages evicted from the cache wait here for the worker thread, so
 	 * that zs_free never makes the system call (and its TLB shootdown)
 	 * itself; when the queue is full the freeing thread releases them.
 	 * Synchronization: lock.
 	 */
 	uint32_t *pending;
 	unsigned pending_nr;
-	unsigned transit;               /* pages being released right now. Sync: lock */
-	pthread_cond_t work;            /* releaser waits for pending pages */
+	unsigned transit;               /* pages being released or prefaulted right now.
+					   Synchronization: lock */
+	bool prefault_wanted;           /* the pool grows: refill the cache with
+					   prefaulted pages. Synchronization: lock */
+	pthread_cond_t work;            /* worker waits for pending pages */
 	pthread_cond_t idle;            /* arena_trim waits for transit == 0 */
-	pthread_t releaser;
-	bool releaser_started, releaser_stop; /* Synchronization: lock */
-	unsigned releaser_gen;          /* fork generation it was started in. Sync: lock */
+	pthread_t worker;
+	bool worker_started, worker_stop; /* Synchronization: lock */
+	unsigned worker_gen;          /* fork generation it was started in. Sync: lock */
 	unsigned long pages_used;       /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_mapped;    /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_released;  /* Synchronization: lock; relaxed reads by stats */
@@ -411,7 +416,7 @@ extern void (*zs_race_hook)(enum zs_race_point point, struct zs_pool *pool);
 
 /* ------------------------------------------------------------------ */
 /* Fork: a child has none of the parent's threads. Every helper thread
- * (releaser, drainer, background compactor) records the generation it was
+ * (worker, drainer, background compactor) records the generation it was
  * started in; a child sees a newer one and neither waits for nor joins
  * them (it starts its own where needed, or works synchronously). */
 extern unsigned zs_fork_generation; /* atomic, relaxed */
