@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * deferred_handoff_bad.pml: deferred_handoff.pml with the handoff as the
- * seed's first version wrote it (seed 002, before the reviewer's
- * correction): plain stores "def->handles = new_buf; WRITE_ONCE(def->count,
- * 0);" may become visible in the other order, so the drainer's count = 0 is
- * modelled as happening before buf = fresh, as two separate steps. An owner
- * that sees count == 0 in between still finds the old buffer in s->buf and
- * appends into a buffer the drainer is draining and will recycle: the entry
- * is lost (or, once the buffer is reused, freed twice).
+ * deferred_handoff_bad.pml: deferred_handoff.pml with the owner's append
+ * published the wrong way round: the new count becomes visible before the
+ * entry (a plain or relaxed store of count instead of store_release, on a
+ * machine or compiler that reorders the two stores). The drainer's acquire
+ * of the count then no longer guarantees the entry: it frees what the
+ * buffer held before -- a never-written word, or a handle from the
+ * buffer's previous use (a double free) -- and the new entry is lost.
  *
- * Spin must report an error for this model (run-spin.sh ... expect-fail).
+ * Spin must report an error for this model (run-spin.sh ... expect-fail):
+ * @spin safety
  */
-#define BAD_PUBLISH 1
+#define BAD_COUNT_FIRST 1
 #include "deferred_handoff.pml"
