@@ -1,0 +1,779 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_pool.c: a shadow-model fuzzer of the public allocator API
+ * (libFuzzer). Each input is one pool's life: a pool configuration, then a
+ * sequence of operations, each checked against a shadow copy of every live
+ * object; the pool is destroyed at the end (LeakSanitizer watches).
+ *
+ * Input format (bytes past the end read as 0):
+ *
+ *   byte 0   chain size - 1 (bits 0-3), ZS_POOL_RETURN_ERRORS (bit 4),
+ *            ZS_POOL_NO_SPARE (bit 5), a page limit (bit 6)
+ *   byte 1   the page limit: 16 + 4 * byte pages (with bit 6)
+ *   byte 2   deferred buffer size (bits 0-2: 0 = default, else 1..7
+ *            entries), spares (bits 3-4: default, none, 1, 2)
+ *   then     operations: an opcode byte (modulo NR_OPS) and its arguments
+ *
+ * Checked: zs_malloc's errors (EINVAL, E2BIG, ENOMEM only under a page
+ * limit), that every handle is new, that writes of up to the object's
+ * capacity succeed and one byte more fails with -EINVAL (the capacity from
+ * the public class statistics), that reads return the shadow's bytes --
+ * after writes, compaction, migration (zs_defrag), trimming and deferred
+ * frees of other objects, and while compaction runs under a held read --
+ * and the statistics: objs_used equals the live count once deferred frees
+ * are flushed, zs_get_total_pages() is non-zero while objects live and zero
+ * after a flush and zs_pool_trim() when none do, the deferred counters add
+ * up, the class table sums to the pool figures, and the text and JSON
+ * dumps behave like snprintf.
+ *
+ * With ZS_POOL_RETURN_ERRORS the input may also use handles that are not
+ * live -- freed ones (double free), stale ones whose slot was reused, forged
+ * values, bit flips of live handles, and 0 -- for zs_free,
+ * zs_free_deferred, zs_obj_read_begin/_end and zs_obj_write: each must be
+ * rejected (NULL with errno EBADF, -EBADF), counted once in
+ * invalid_handles, and change nothing else (every live object is verified
+ * at the end of the input).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "zsmalloc.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_LIVE    1024 /* shadowed live objects: enough for two arena chunks */
+#define MAX_DEAD    64  /* remembered freed handles (a ring) */
+#define MAX_OPS     2048
+#define HDR         8   /* the object header zsmalloc adds to a size */
+#define NR_INDICES  256
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_pool: check failed: %s (line %d, op %u)\n", #cond,   \
+				__LINE__, st.op_nr);                                               \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
+
+/* Operations; tests/fuzz/gen-corpus.py uses the same numbers. */
+enum op {
+	OP_MALLOC = 0,       /* u16 size (mod 4201: 0 and > 4096 are invalid) */
+	OP_MALLOC_SMALL,     /* u8 size - 1 */
+	OP_MALLOC_BURST,     /* u8 count - 1 (mod 32), u16 size - 1 (mod 4096); each written */
+	OP_WRITE,            /* u8 object, u16 length (mod size + 1) */
+	OP_WRITE_CAP,        /* u8 object: capacity bytes succeed, capacity + 1 fail */
+	OP_READ,             /* u8 object, u16 length (mod capacity + 1) */
+	OP_READ_TOO_LONG,    /* u8 object, u8 excess - 1 (mod 16) */
+	OP_FREE,             /* u8 object */
+	OP_FREE_DEFERRED,    /* u8 object */
+	OP_FREE_MANY,        /* u8 stride (mod 4, + 2), u8 deferred mask */
+	OP_FLUSH,
+	OP_COMPACT,
+	OP_DEFRAG,
+	OP_TRIM,
+	OP_STATS,            /* u8 dump buffer size */
+	OP_FLUSH_TRIM_CHECK,
+	OP_READ_HOLD,        /* u8 object, u8 what (compact, defrag, trim, free another) */
+	OP_READ_TWO,         /* u8 object, u8 object */
+	OP_ZERO,             /* zs_free(0), zs_free_deferred(0): ignored */
+	OP_BAD_FREE,         /* bad handle (see pick_bad) */
+	OP_BAD_READ,         /* bad handle or 0, u16 length */
+	OP_BAD_WRITE,        /* bad handle or 0, u16 length */
+	OP_BAD_READ_END,     /* bad handle or 0 */
+	OP_BAD_DEFERRED,     /* bad handle */
+	OP_MALLOC_MANY,      /* u8 count / 4 - 1, u16 size - 1 (mod 4096); each written */
+	NR_OPS
+};
+
+struct obj {
+	unsigned long h;
+	size_t size;     /* as requested */
+	size_t cap;      /* what the class holds */
+	uint32_t version; /* writes so far */
+	size_t valid;    /* bytes [0, valid) are known: data[] */
+	unsigned char data[ZS_MAX_ALLOC_SIZE];
+};
+
+struct input {
+	const uint8_t *p;
+	size_t n;
+};
+
+struct state {
+	struct zs_pool *pool;
+	struct zs_pool_config cfg;
+	bool return_errors;
+	size_t cap_of_index[NR_INDICES]; /* 0: unknown */
+	unsigned nlive;
+	unsigned long pending[MAX_LIVE]; /* deferred frees not yet flushed */
+	unsigned npending;
+	unsigned long dead[MAX_DEAD];
+	unsigned ndead, dead_next;
+	unsigned long invalid;   /* expected invalid_handles */
+	unsigned long deferred;  /* zs_free_deferred calls with a non-zero handle */
+	unsigned op_nr;
+	struct obj live[MAX_LIVE]; /* last: not cleared per input */
+};
+
+static struct state st;
+static int trace = -1; /* FUZZ_POOL_TRACE=1: print each operation */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static const char *const op_names[NR_OPS] = {
+	"malloc", "malloc_small", "malloc_burst", "write", "write_cap", "read",
+	"read_too_long", "free", "free_deferred", "free_many", "flush", "compact",
+	"defrag", "trim", "stats", "flush_trim_check", "read_hold", "read_two",
+	"zero", "bad_free", "bad_read", "bad_write", "bad_read_end", "bad_deferred",
+	"malloc_many",
+};
+static unsigned char scratch[ZS_MAX_ALLOC_SIZE + 64];
+static unsigned char scratch2[ZS_MAX_ALLOC_SIZE + 64];
+static unsigned char local[ZS_MAX_ALLOC_SIZE + 64];
+static char dump[64 * 1024];
+static char dump_small[256];
+
+static unsigned get8(struct input *in)
+{
+	if (!in->n)
+		return 0;
+	in->n--;
+	return *in->p++;
+}
+
+static unsigned get16(struct input *in)
+{
+	unsigned lo = get8(in);
+	return lo | get8(in) << 8;
+}
+
+static uint64_t get64(struct input *in)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)get8(in) << (8 * i);
+	return v;
+}
+
+static uint64_t mix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* The bytes version 'version' of handle h writes, 'len' of them. */
+static void pattern(unsigned char *buf, size_t len, unsigned long h, uint32_t version)
+{
+	uint64_t s = h ^ ((uint64_t)version << 40) ^ ((uint64_t)len << 20);
+
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = mix(&s);
+		memcpy(buf + i, &v, len - i < 8 ? len - i : 8);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Shadow bookkeeping                                                  */
+
+static bool is_known(unsigned long h)
+{
+	for (unsigned i = 0; i < st.nlive; i++)
+		if (st.live[i].h == h)
+			return true;
+	for (unsigned i = 0; i < st.npending; i++)
+		if (st.pending[i] == h)
+			return true;
+	return false;
+}
+
+static void remember_dead(unsigned long h)
+{
+	st.dead[st.dead_next] = h;
+	st.dead_next = (st.dead_next + 1) % MAX_DEAD;
+	if (st.ndead < MAX_DEAD)
+		st.ndead++;
+}
+
+/* Removes live object i (swapping the last one in). */
+static unsigned long forget_live(unsigned i)
+{
+	unsigned long h = st.live[i].h;
+
+	st.nlive--;
+	if (i != st.nlive)
+		memcpy(&st.live[i], &st.live[st.nlive], sizeof(st.live[i]));
+	return h;
+}
+
+static size_t capacity(size_t size)
+{
+	unsigned idx = zs_lookup_class_index(st.pool, (unsigned)(size + HDR));
+
+	CHECK(idx < NR_INDICES && st.cap_of_index[idx] >= size);
+	return st.cap_of_index[idx];
+}
+
+static void verify(const struct obj *o)
+{
+	unsigned char *p;
+
+	errno = 0;
+	p = zs_obj_read_begin(st.pool, o->h, o->valid, local);
+	CHECK(p != NULL);
+	CHECK(memcmp(p, o->data, o->valid) == 0);
+	zs_obj_read_end(st.pool, o->h, o->valid, p);
+}
+
+static void verify_all(void)
+{
+	for (unsigned i = 0; i < st.nlive; i++)
+		verify(&st.live[i]);
+}
+
+static void flush(void)
+{
+	zs_free_deferred_flush(st.pool);
+	for (unsigned i = 0; i < st.npending; i++)
+		remember_dead(st.pending[i]);
+	st.npending = 0;
+}
+
+/*
+ * The statistics. Exact (objs_used, the deferred counters, the class
+ * sums) only with no deferred free pending: the drain thread may be
+ * freeing meanwhile.
+ */
+static void check_stats(void)
+{
+	struct zs_pool_stats s;
+	unsigned long pages = zs_get_total_pages(st.pool);
+
+	zs_pool_stats(st.pool, &s);
+	CHECK(s.invalid_handles == st.invalid);
+	if (st.nlive > 0) /* pending ones may be freed already */
+		CHECK(pages > 0 && s.pages_allocated > 0);
+	CHECK(s.pages_max >= s.pages_allocated);
+	CHECK(s.objs_allocated >= s.objs_used);
+	CHECK(s.pages_spare <= s.pages_allocated);
+	if (st.npending) {
+		CHECK(s.objs_used >= st.nlive && s.objs_used <= st.nlive + st.npending);
+		return;
+	}
+	CHECK(s.objs_used == st.nlive);
+	CHECK(s.pages_allocated == pages);
+	CHECK(s.deferred_queued + s.deferred_sync == st.deferred);
+	CHECK(s.deferred_drained == s.deferred_queued);
+
+	unsigned long used = 0, allocated = 0, zspages_pages = 0;
+	unsigned n = zs_class_count(st.pool);
+	struct zs_class_stats cs;
+
+	for (unsigned i = 0; i < n; i++) {
+		CHECK(zs_class_stats(st.pool, i, &cs) == 0);
+		CHECK(cs.obj_used <= cs.obj_allocated);
+		used += cs.obj_used;
+		allocated += cs.obj_allocated;
+		zspages_pages += cs.pages_used;
+	}
+	CHECK(zs_class_stats(st.pool, n, &cs) == -ENOENT);
+	CHECK(used == s.objs_used && allocated == s.objs_allocated);
+	CHECK(zspages_pages == s.pages_allocated);
+}
+
+/* Flush and trim: exact figures, and no pages without objects. */
+static void check_settled(void)
+{
+	flush();
+	zs_pool_trim(st.pool);
+	check_stats();
+	if (st.nlive == 0)
+		CHECK(zs_get_total_pages(st.pool) == 0);
+	else
+		CHECK(zs_get_total_pages(st.pool) > 0);
+}
+
+/*
+ * snprintf's contract, for both formats. The text table is the same twice
+ * while no deferred free is pending; the JSON also carries pages_resident,
+ * which the arena's releaser thread changes at any time.
+ */
+static void check_dump(unsigned small)
+{
+	for (int f = ZS_STATS_TEXT; f <= ZS_STATS_JSON; f++) {
+		enum zs_stats_format fmt = (enum zs_stats_format)f;
+		int len = zs_pool_stats_dump(st.pool, fmt, dump, sizeof(dump));
+		int len0 = zs_pool_stats_dump(st.pool, fmt, NULL, 0);
+		bool same = fmt == ZS_STATS_TEXT && !st.npending;
+
+		CHECK(len > 0 && (size_t)len < sizeof(dump));
+		CHECK((size_t)len == strlen(dump));
+		CHECK(len0 > 0 && (!same || len0 == len));
+		if (small == 0)
+			continue;
+		int len2 = zs_pool_stats_dump(st.pool, fmt, dump_small, small);
+		CHECK(len2 > 0);
+		CHECK(strlen(dump_small) == ((unsigned)len2 < small ? (unsigned)len2 : small - 1));
+		if (same)
+			CHECK(len2 == len && memcmp(dump_small, dump, small - 1) == 0);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations                                                          */
+
+static void do_malloc(size_t size, bool write_it)
+{
+	struct zs_pool_stats s0, s1;
+	unsigned long h;
+
+	if (size >= 1 && size <= ZS_MAX_ALLOC_SIZE && st.nlive == MAX_LIVE)
+		return;
+	zs_pool_stats(st.pool, &s0);
+	errno = 0;
+	h = zs_malloc(st.pool, size);
+	if (size == 0) {
+		CHECK(h == 0 && errno == EINVAL);
+		return;
+	}
+	if (size > ZS_MAX_ALLOC_SIZE) {
+		CHECK(h == 0 && errno == E2BIG);
+		return;
+	}
+	if (h == 0) {
+		/* only a page limit makes memory run out here; nothing changed */
+		CHECK(errno == ENOMEM && st.cfg.max_pages != 0);
+		zs_pool_stats(st.pool, &s1);
+		if (!st.npending)
+			CHECK(s1.objs_used == s0.objs_used);
+		return;
+	}
+	CHECK(!is_known(h));
+	struct obj *o = &st.live[st.nlive++];
+	o->h = h;
+	o->size = size;
+	o->cap = capacity(size);
+	o->version = 0;
+	o->valid = 0;
+	if (write_it) {
+		o->version++;
+		pattern(o->data, size, h, o->version);
+		CHECK(zs_obj_write(st.pool, h, o->data, size) == 0);
+		o->valid = size;
+	}
+}
+
+static struct obj *pick(struct input *in)
+{
+	unsigned b = get8(in);
+
+	return st.nlive ? &st.live[b % st.nlive] : NULL;
+}
+
+static void do_write(struct obj *o, size_t len)
+{
+	o->version++;
+	pattern(scratch, len, o->h, o->version);
+	CHECK(zs_obj_write(st.pool, o->h, scratch, len) == 0);
+	memcpy(o->data, scratch, len);
+	if (len > o->valid)
+		o->valid = len;
+}
+
+static void do_read(struct obj *o, size_t len)
+{
+	size_t known = len < o->valid ? len : o->valid;
+	unsigned char *p;
+
+	errno = 0;
+	p = zs_obj_read_begin(st.pool, o->h, len, local);
+	CHECK(p != NULL);
+	CHECK(memcmp(p, o->data, known) == 0);
+	zs_obj_read_end(st.pool, o->h, len, p);
+}
+
+static void do_free(unsigned i, bool deferred)
+{
+	unsigned long h = forget_live(i);
+
+	if (deferred && st.npending == MAX_LIVE)
+		flush(); /* the shadow's queue is full */
+	if (deferred) {
+		zs_free_deferred(st.pool, h);
+		st.pending[st.npending++] = h;
+		st.deferred++;
+	} else {
+		zs_free(st.pool, h);
+		remember_dead(h);
+	}
+}
+
+/*
+ * A handle that is not live: freed (a double free), stale (freed, its slot
+ * reused), forged, a live one with a bit flipped or another generation, or
+ * 0 -- also when the candidate happens to be live after all.
+ */
+static unsigned long pick_bad(struct input *in)
+{
+	unsigned kind = get8(in) % 5;
+	unsigned long h = 0;
+
+	switch (kind) {
+	case 0: /* freed earlier: a double free, or stale if its slot is reused */
+		if (st.ndead) {
+			h = st.dead[get8(in) % st.ndead];
+			break;
+		}
+		/* fall through */
+	case 1: /* forged */
+		h = (unsigned long)get64(in);
+		break;
+	case 2: /* a live handle with one bit flipped */
+		if (st.nlive) {
+			h = st.live[get8(in) % st.nlive].h;
+			h ^= 1ul << (get8(in) % 64);
+			break;
+		}
+		h = (unsigned long)get64(in);
+		break;
+	case 3: /* the next or previous generation of a live handle's slot */
+		if (st.nlive) {
+			h = st.live[get8(in) % st.nlive].h;
+			h += (get8(in) & 1) ? 2ul : -2ul;
+			break;
+		}
+		h = 0;
+		break;
+	default:
+		h = 0;
+		break;
+	}
+	return is_known(h) ? 0 : h;
+}
+
+/* Runs a bad-handle operation after settling; checks it was counted only. */
+static void bad_op(enum op op, struct input *in)
+{
+	struct zs_pool_stats s0, s1;
+	unsigned long h;
+	bool zero_ok;
+	size_t len;
+	int rc;
+	void *p;
+
+	if (!st.return_errors)
+		return; /* it would abort: the documented default */
+	if (st.npending)
+		flush(); /* exact figures from here on */
+	/* 0 is ignored by the frees, rejected by the others */
+	zero_ok = op == OP_BAD_READ || op == OP_BAD_WRITE || op == OP_BAD_READ_END;
+	h = pick_bad(in);
+	if (h == 0 && !zero_ok)
+		return;
+	zs_pool_stats(st.pool, &s0);
+	switch (op) {
+	case OP_BAD_FREE:
+		zs_free(st.pool, h);
+		break;
+	case OP_BAD_READ:
+		len = get16(in) % (ZS_MAX_ALLOC_SIZE + 1);
+		errno = 0;
+		p = zs_obj_read_begin(st.pool, h, len, local);
+		CHECK(p == NULL && errno == EBADF);
+		break;
+	case OP_BAD_WRITE:
+		len = get16(in) % (ZS_MAX_ALLOC_SIZE + 1);
+		memset(scratch, 0xa5, len);
+		rc = zs_obj_write(st.pool, h, scratch, len);
+		CHECK(rc == -EBADF);
+		break;
+	case OP_BAD_READ_END:
+		zs_obj_read_end(st.pool, h, 0, local);
+		break;
+	case OP_BAD_DEFERRED:
+		/* flushed at once: a forged value must not become some later
+		 * allocation's handle while it waits in the queue */
+		zs_free_deferred(st.pool, h);
+		st.deferred++;
+		zs_free_deferred_flush(st.pool);
+		break;
+	default:
+		return;
+	}
+	st.invalid++;
+	zs_pool_stats(st.pool, &s1);
+	CHECK(s1.invalid_handles == s0.invalid_handles + 1);
+	CHECK(s1.invalid_handles == st.invalid);
+	CHECK(s1.objs_used == s0.objs_used && s1.objs_used == st.nlive);
+}
+
+static void do_read_hold(struct input *in)
+{
+	struct obj *o = pick(in);
+	unsigned what = get8(in) % 4;
+	unsigned char *p;
+
+	if (!o)
+		return;
+	/* copies: the entry may move when a free below swaps the last in */
+	unsigned long h = o->h;
+	size_t valid = o->valid;
+
+	memcpy(scratch2, o->data, valid);
+	errno = 0;
+	p = zs_obj_read_begin(st.pool, h, valid, local);
+	CHECK(p != NULL);
+	/* the object cannot move while read: compaction and migration skip
+	 * its zspage; the others do not touch it */
+	switch (what) {
+	case 0:
+		zs_compact(st.pool);
+		break;
+	case 1:
+		zs_defrag(st.pool);
+		break;
+	case 2:
+		zs_pool_trim(st.pool);
+		break;
+	default:
+		/* free another object of the pool meanwhile */
+		for (unsigned i = 0; i < st.nlive; i++) {
+			if (st.live[i].h != h) {
+				do_free(i, false);
+				break;
+			}
+		}
+		break;
+	}
+	CHECK(memcmp(p, scratch2, valid) == 0);
+	zs_obj_read_end(st.pool, h, valid, p);
+}
+
+static void do_read_two(struct input *in)
+{
+	struct obj *a = pick(in), *b = pick(in);
+	unsigned char *pa, *pb;
+	static unsigned char local2[ZS_MAX_ALLOC_SIZE];
+
+	if (!a)
+		return;
+	errno = 0;
+	pa = zs_obj_read_begin(st.pool, a->h, a->valid, local);
+	CHECK(pa != NULL);
+	pb = zs_obj_read_begin(st.pool, b->h, b->valid, local2);
+	CHECK(pb != NULL);
+	CHECK(memcmp(pa, a->data, a->valid) == 0);
+	CHECK(memcmp(pb, b->data, b->valid) == 0);
+	zs_obj_read_end(st.pool, b->h, b->valid, pb);
+	zs_obj_read_end(st.pool, a->h, a->valid, pa);
+}
+
+static void run_op(struct input *in)
+{
+	enum op op = (enum op)(get8(in) % NR_OPS);
+	struct obj *o;
+	size_t len;
+	int rc;
+
+	if (trace)
+		fprintf(stderr, "%8.3f ms  op %u: %s (live %u, pending %u, pages %lu)\n",
+			now_ms(), st.op_nr, op_names[op], st.nlive, st.npending,
+			zs_get_total_pages(st.pool));
+
+	switch (op) {
+	case OP_MALLOC:
+		do_malloc(get16(in) % (ZS_MAX_ALLOC_SIZE + 105), false);
+		break;
+	case OP_MALLOC_SMALL: {
+		size_t size = get8(in) + 1; /* arguments in input order */
+
+		do_malloc(size, get8(in) & 1);
+		break;
+	}
+	case OP_MALLOC_BURST:
+	case OP_MALLOC_MANY: {
+		/* many: up to 1024 pages of huge objects, two arena chunks,
+		 * so that zs_defrag() finds a chunk to empty */
+		unsigned n = op == OP_MALLOC_BURST ? get8(in) % 32 + 1 : (get8(in) + 1) * 4;
+		size_t size = get16(in) % ZS_MAX_ALLOC_SIZE + 1;
+
+		for (unsigned i = 0; i < n; i++)
+			do_malloc(size, true);
+		break;
+	}
+	case OP_WRITE:
+		if ((o = pick(in)))
+			do_write(o, get16(in) % (o->size + 1));
+		break;
+	case OP_WRITE_CAP:
+		if (!(o = pick(in)))
+			break;
+		do_write(o, o->cap);
+		/* one byte more than the class holds: refused, nothing written */
+		memset(scratch, 0x5a, o->cap + 1);
+		rc = zs_obj_write(st.pool, o->h, scratch, o->cap + 1);
+		CHECK(rc == -EINVAL);
+		verify(o);
+		break;
+	case OP_READ:
+		if ((o = pick(in)))
+			do_read(o, get16(in) % (o->cap + 1));
+		break;
+	case OP_READ_TOO_LONG:
+		if (!(o = pick(in)))
+			break;
+		len = o->cap + 1 + get8(in) % 16;
+		errno = 0;
+		CHECK(zs_obj_read_begin(st.pool, o->h, len, local) == NULL && errno == EINVAL);
+		verify(o); /* and the refused read left no lock behind */
+		break;
+	case OP_FREE:
+		if ((o = pick(in)))
+			do_free((unsigned)(o - st.live), false);
+		break;
+	case OP_FREE_DEFERRED:
+		if ((o = pick(in)))
+			do_free((unsigned)(o - st.live), true);
+		break;
+	case OP_FREE_MANY: {
+		unsigned stride = get8(in) % 4 + 2, mask = get8(in);
+
+		/* from the top, so that the swap-in keeps the walk simple */
+		for (unsigned i = st.nlive; i-- > 0;)
+			if (i % stride == 0)
+				do_free(i, (mask >> (i % 8)) & 1);
+		break;
+	}
+	case OP_FLUSH:
+		flush();
+		check_stats();
+		break;
+	case OP_COMPACT: {
+		unsigned long freed = zs_compact(st.pool);
+
+		if (trace)
+			fprintf(stderr, "  compacted: %lu pages freed\n", freed);
+		verify_all();
+		break;
+	}
+	case OP_DEFRAG: {
+		unsigned long moved = zs_defrag(st.pool);
+
+		if (trace)
+			fprintf(stderr, "  defrag: %lu pages migrated\n", moved);
+		verify_all();
+		break;
+	}
+	case OP_TRIM:
+		zs_pool_trim(st.pool);
+		break;
+	case OP_STATS:
+		check_stats();
+		(void)zs_compactable_pages(st.pool);
+		CHECK(zs_huge_class_size(st.pool) > 0 &&
+		      zs_huge_class_size(st.pool) <= ZS_MAX_ALLOC_SIZE);
+		check_dump(get8(in) % sizeof(dump_small));
+		break;
+	case OP_FLUSH_TRIM_CHECK:
+		check_settled();
+		break;
+	case OP_READ_HOLD:
+		do_read_hold(in);
+		break;
+	case OP_READ_TWO:
+		do_read_two(in);
+		break;
+	case OP_ZERO: {
+		struct zs_pool_stats s0, s1;
+
+		zs_pool_stats(st.pool, &s0);
+		zs_free(st.pool, 0);
+		zs_free_deferred(st.pool, 0);
+		zs_pool_stats(st.pool, &s1);
+		CHECK(s1.invalid_handles == s0.invalid_handles);
+		break;
+	}
+	case OP_BAD_FREE:
+	case OP_BAD_READ:
+	case OP_BAD_WRITE:
+	case OP_BAD_READ_END:
+	case OP_BAD_DEFERRED:
+		bad_op(op, in);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+static void pool_setup(struct input *in)
+{
+	unsigned b0 = get8(in), b1 = get8(in), b2 = get8(in);
+	static const unsigned spares[4] = { 0, ZS_DEFERRED_NO_SPARES, 1, 2 };
+	unsigned n;
+
+	memset(&st, 0, offsetof(struct state, live));
+	st.cfg.chain_size = (b0 & 15) + 1;
+	st.cfg.flags = ((b0 & 0x10) ? ZS_POOL_RETURN_ERRORS : 0) |
+		       ((b0 & 0x20) ? ZS_POOL_NO_SPARE : 0);
+	st.cfg.max_pages = (b0 & 0x40) ? 16 + 4 * (size_t)b1 : 0;
+	st.cfg.deferred_buffer_size = b2 & 7;
+	st.cfg.deferred_spares = spares[(b2 >> 3) & 3];
+	st.return_errors = b0 & 0x10;
+	st.pool = zs_create_pool_ex("fuzz", &st.cfg);
+	CHECK(st.pool != NULL);
+
+	/* capacity of each class: its size, less the header unless huge */
+	n = zs_class_count(st.pool);
+	for (unsigned i = 0; i < n; i++) {
+		struct zs_class_stats cs;
+
+		CHECK(zs_class_stats(st.pool, i, &cs) == 0);
+		CHECK(cs.index < NR_INDICES);
+		bool huge = cs.pages_per_zspage == 1 && cs.objs_per_zspage == 1;
+		st.cap_of_index[cs.index] = huge ? cs.size : cs.size - HDR;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct input in = { data, size };
+
+	if (trace < 0)
+		trace = getenv("FUZZ_POOL_TRACE") != NULL;
+	pool_setup(&in);
+	if (trace)
+		fprintf(stderr, "pool: chain %u flags 0x%x max_pages %zu deferred %u/%u\n",
+			st.cfg.chain_size, st.cfg.flags, st.cfg.max_pages,
+			st.cfg.deferred_buffer_size, st.cfg.deferred_spares);
+	for (st.op_nr = 0; in.n > 0 && st.op_nr < MAX_OPS; st.op_nr++)
+		run_op(&in);
+
+	/* every live object intact, the figures exact, then everything back */
+	verify_all();
+	check_settled();
+	verify_all();
+	if (trace)
+		fprintf(stderr, "%8.3f ms  destroy (live %u, invalid handles %lu)\n", now_ms(),
+			st.nlive, st.invalid);
+	zs_destroy_pool(st.pool);
+	st.pool = NULL;
+	if (trace)
+		fprintf(stderr, "%8.3f ms  done\n", now_ms());
+	return 0;
+}
