@@ -16,6 +16,11 @@
  * Concurrency: every call may run from many threads at once. Two writes (or
  * a write and a discard) to the same page are serialised; a read never sees
  * a torn page; operations on different pages run in parallel.
+ *
+ * Freeing: the object a discard or an overwrite (write, partial write,
+ * recompression) replaces leaves the slot, and the statistics, at once; its
+ * memory goes back to the pool through zs_free_deferred() on the pool's
+ * drain thread (within about 50 ms), unless ZSRAM_SYNC_FREE is set.
  */
 #ifndef ZSRAM_H
 #define ZSRAM_H
@@ -31,13 +36,18 @@ extern "C" {
 #define ZSRAM_PAGE_SIZE 4096
 
 struct zsram;
+struct zs_pool;        /* <zsmalloc.h> */
+struct zs_pool_config; /* <zsmalloc.h> */
 
 struct zsram_config {
 	uint64_t    disksize;   /* bytes, a multiple of 4096 */
 	const char *algorithm;  /* "lz4" (default when NULL), "zstd", ... */
 	int         level;      /* codec level; 0 = the codec's default */
 	uint64_t    mem_limit;  /* bytes of pool memory; 0 = no limit */
-	unsigned    flags;
+	unsigned    flags;      /* ZSRAM_* */
+	/* NULL = defaults; chain_size and flags of the store's pool
+	 * (max_pages comes from mem_limit) */
+	const struct zs_pool_config *pool;
 };
 
 /*
@@ -48,12 +58,20 @@ struct zsram_config {
  *   "lzo"    lzo1x-1, one level (only with liblzo2)
  * An unknown name or a level out of range is a bad config (EINVAL).
  * mem_limit is rounded up to whole pages.
+ *
+ * config->pool (read during zsram_create only): the store's pool takes its
+ * chain_size, flags (ZS_POOL_*, added to those the ZSRAM_* flags imply),
+ * compact_threshold, deferred_buffer_size and deferred_spares; its
+ * max_pages is ignored (mem_limit / 4096 is the pool's). Values that
+ * zs_create_pool_ex() refuses are a bad config (EINVAL).
  */
 
 /* struct zsram_config.flags */
 #define ZSRAM_BG_COMPACT (1u << 0) /* the pool compacts in a background thread */
 #define ZSRAM_HUGEPAGES  (1u << 1) /* back the pool with transparent huge pages */
 #define ZSRAM_NO_SPARE   (1u << 2) /* free emptied zspages at once, as the kernel does */
+#define ZSRAM_SYNC_FREE  (1u << 3) /* discards and overwrites zs_free at once (default:
+                                      zs_free_deferred, off the caller's path) */
 
 struct zsram_mm_stat {          /* zram's mm_stat, same meanings and units */
 	uint64_t orig_data_size, compr_data_size, mem_used_total, mem_limit, mem_used_max,
@@ -75,10 +93,21 @@ void zsram_mm_stat(struct zsram *zr, struct zsram_mm_stat *stat);
  * inside the disk (else -ERANGE); buffers need no alignment. They return
  * count, a shorter count when a later page failed (like write(2)), or the
  * -errno of the first page. zsram_compact finishes queued frees of
- * discarded pages, then compacts the pool; it returns the pages freed.
- * zsram_destroy must be the last call on a store: nothing may run
- * concurrently with it.
+ * discarded and overwritten pages, then compacts the pool; it returns the
+ * pages freed. zsram_destroy must be the last call on a store: nothing may
+ * run concurrently with it.
  */
+
+/*
+ * The store's pool, for statistics (zs_pool_stats, zs_pool_stats_dump,
+ * zs_class_stats, zs_get_total_pages) and inspection; NULL for a NULL
+ * store. It lives as long as the store. Its handles belong to the store:
+ * callers must not free them through it (zs_free, zs_free_deferred), write
+ * or allocate through it, nor destroy it. zs_free_deferred_flush (finish
+ * the store's queued frees now), zs_compact, zs_defrag and zs_pool_trim may
+ * be called at any time, concurrently with the store's calls.
+ */
+struct zs_pool *zsram_pool(struct zsram *zr);
 
 /* Space-separated names of the algorithms this build supports. */
 const char *zsram_algorithms(void);

@@ -14,15 +14,17 @@
  *   slot lock -> libzsmalloc's locks (taken inside its calls)
  *
  * A thread holds at most one slot lock, and libzsmalloc never waits for a
- * slot lock (no deferred-free hook is registered), so calls into the pool
- * under a slot lock cannot deadlock.
+ * slot lock (no deferred-free hook is registered: the drain thread only
+ * frees handles), so calls into the pool under a slot lock cannot deadlock,
+ * zs_free_deferred_flush included (obj_alloc at mem_limit, under the lock
+ * of a partial write or a recompression).
  *
  *   write    compress into the thread's scratch buffer, zs_malloc and
  *            zs_obj_write the new object -- all without the slot lock --
  *            then lock, swap the slot's (val, flags), unlock, and free the
- *            old object. Two writes of one page serialise on the swap; the
- *            page is never without valid contents, and a failed allocation
- *            (ENOSPC) leaves it untouched.
+ *            old object (see "free" below). Two writes of one page
+ *            serialise on the swap; the page is never without valid
+ *            contents, and a failed allocation (ENOSPC) leaves it untouched.
  *   read     lock, decompress from the object into the caller's buffer,
  *            unlock (as zram does): the handle cannot be freed meanwhile
  *            because every free first removes it from the slot under the
@@ -31,8 +33,17 @@
  *   partial  pwrite of part of a page: read-modify-write all under the slot
  *            lock, so concurrent partial writes of one page never lose an
  *            update.
- *   discard  lock, empty the slot, unlock, queue the handle for deferred
- *            free (zs_free_deferred): no reader can hold it any more.
+ *   discard  lock, empty the slot, unlock, free the old object.
+ *   free     the old object of a discard or an overwrite (write, partial
+ *            write, recompression) is freed after the slot lock is dropped:
+ *            no reader can reach it any more, since every reader takes that
+ *            lock first. By default it goes to zs_free_deferred (the pool's
+ *            drain thread frees it, off the caller's path); ZSRAM_SYNC_FREE
+ *            makes it zs_free. Either way the statistics change with the
+ *            slot, not with the free: compr_data_size and the rest never
+ *            count an object that no slot holds. Pool memory (mem_used_total)
+ *            lags by the queued frees; zsram_compact and a write refused at
+ *            mem_limit finish them (zs_free_deferred_flush) first.
  *
  * Statistics are relaxed atomic counters in per-thread shards (one cache
  * line each), so writers on different threads do not share a line; mm_stat
@@ -119,6 +130,7 @@ struct zsram {
 	size_t slots_bytes;       /* immutable */
 	size_t huge_size;         /* immutable: zs_huge_class_size() */
 	uint64_t mem_limit;       /* immutable: bytes, whole pages; 0 = none */
+	bool sync_free;           /* immutable: ZSRAM_SYNC_FREE */
 	/*
 	 * codec[0] is immutable. codec[1] (the secondary codec) is written
 	 * once by zsram_set_recomp_algorithm before it publishes
@@ -242,10 +254,11 @@ static int64_t stats_sum(struct zsram *zr, int which)
 
 /*
  * After a slot went from old_f to new_f (its lock dropped): counters, and
- * the old object freed (deferred when 'deferred', as for discards).
+ * the old object freed -- queued for the drain thread, or at once with
+ * ZSRAM_SYNC_FREE. The counters change first, so they never count an
+ * object that no slot holds, whenever the free runs.
  */
-static void slot_replaced(struct zsram *zr, uint64_t old_val, uint64_t old_f, uint64_t new_f,
-			  bool deferred)
+static void slot_replaced(struct zsram *zr, uint64_t old_val, uint64_t old_f, uint64_t new_f)
 {
 	struct stat_shard *sh = stat_shard(zr);
 	int64_t d[ST_NR] = {0};
@@ -259,10 +272,10 @@ static void slot_replaced(struct zsram *zr, uint64_t old_val, uint64_t old_f, ui
 		if (d[i])
 			fetch_add_relaxed(&sh->v[i], d[i]);
 	if (slot_has_object(old_f)) {
-		if (deferred)
-			zs_free_deferred(zr->pool, (unsigned long)old_val);
-		else
+		if (zr->sync_free)
 			zs_free(zr->pool, (unsigned long)old_val);
+		else
+			zs_free_deferred(zr->pool, (unsigned long)old_val);
 	}
 }
 
@@ -307,8 +320,9 @@ static void page_fill(void *page, uint64_t v)
 
 /*
  * zs_malloc with mem_limit's meaning: when the pool is at its limit, first
- * finish the deferred frees of earlier discards and give back the pool's
- * spare zspages (both count against the limit), then try once more. The
+ * finish the deferred frees of earlier discards and overwrites (every
+ * thread's, queued before this call) and give back the pool's spare
+ * zspages (both count against the limit), then try once more. The
  * refusal is exact: libzsmalloc reserves pages against max_pages with one
  * atomic add. Returns a handle, or 0 and *err = -ENOSPC (limit),
  * -ENOMEM.
@@ -448,7 +462,7 @@ static int write_page(struct zsram *zr, uint64_t index, const void *page)
 	old = s->val;
 	s->val = nv.val;
 	slot_unlock(s, nv.flags);
-	slot_replaced(zr, old, f, nv.flags, false);
+	slot_replaced(zr, old, f, nv.flags);
 	return 0;
 }
 
@@ -476,14 +490,14 @@ static int update_page(struct zsram *zr, uint64_t index, size_t off, const void 
 	old = s->val;
 	s->val = nv.val;
 	slot_unlock(s, nv.flags);
-	slot_replaced(zr, old, f, nv.flags, false);
+	slot_replaced(zr, old, f, nv.flags);
 	return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* Public API                                                          */
 
-#define ZSRAM_KNOWN_FLAGS (ZSRAM_BG_COMPACT | ZSRAM_HUGEPAGES | ZSRAM_NO_SPARE)
+#define ZSRAM_KNOWN_FLAGS (ZSRAM_BG_COMPACT | ZSRAM_HUGEPAGES | ZSRAM_NO_SPARE | ZSRAM_SYNC_FREE)
 
 ZSRAM_EXPORT struct zsram *zsram_create(const struct zsram_config *config)
 {
@@ -530,6 +544,15 @@ ZSRAM_EXPORT struct zsram *zsram_create(const struct zsram_config *config)
 		errno = ENOMEM;
 		return NULL;
 	}
+	zr->sync_free = config->flags & ZSRAM_SYNC_FREE;
+	if (config->pool) {
+		/* field by field: max_pages is ours (mem_limit) */
+		pc.chain_size = config->pool->chain_size;
+		pc.flags = config->pool->flags;
+		pc.compact_threshold = config->pool->compact_threshold;
+		pc.deferred_buffer_size = config->pool->deferred_buffer_size;
+		pc.deferred_spares = config->pool->deferred_spares;
+	}
 	pc.max_pages = (size_t)(zr->mem_limit / ZSRAM_PAGE_SIZE);
 	if (config->flags & ZSRAM_BG_COMPACT)
 		pc.flags |= ZS_POOL_BG_COMPACT;
@@ -537,6 +560,7 @@ ZSRAM_EXPORT struct zsram *zsram_create(const struct zsram_config *config)
 		pc.flags |= ZS_POOL_HUGEPAGES;
 	if (config->flags & ZSRAM_NO_SPARE)
 		pc.flags |= ZS_POOL_NO_SPARE;
+	/* it validates pc: a bad chain_size or unknown flag is EINVAL */
 	zr->pool = zs_create_pool_ex("zsram", &pc);
 	if (!zr->pool) {
 		err = errno;
@@ -594,8 +618,8 @@ ZSRAM_EXPORT int zsram_discard(struct zsram *zr, uint64_t index, uint64_t npages
 		old = s->val;
 		s->val = 0;
 		slot_unlock(s, 0);
-		/* nobody can reach the handle now: free it off this path */
-		slot_replaced(zr, old, f, 0, true);
+		/* nobody can reach the handle now */
+		slot_replaced(zr, old, f, 0);
 	}
 	return 0;
 }
@@ -673,9 +697,15 @@ ZSRAM_EXPORT unsigned long zsram_compact(struct zsram *zr)
 {
 	if (!zr)
 		return 0;
-	/* discarded objects still queued would stay in their zspages */
+	/* discarded and overwritten objects still queued would stay in their
+	 * zspages */
 	zs_free_deferred_flush(zr->pool);
 	return zs_compact(zr->pool);
+}
+
+ZSRAM_EXPORT struct zs_pool *zsram_pool(struct zsram *zr)
+{
+	return zr ? zr->pool : NULL;
 }
 
 static uint64_t nonneg(int64_t v)
@@ -782,7 +812,7 @@ static int recompress_locked(struct zsram *zr, struct codec_tls *t, struct zsram
 	s->val = h;
 	slot_unlock(s, nf);
 	/* not a new huge page: slot_replaced leaves huge_pages_since alone */
-	slot_replaced(zr, old, f, nf, false);
+	slot_replaced(zr, old, f, nf);
 	return 1;
 fail:
 	slot_unlock(s, f);

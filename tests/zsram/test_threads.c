@@ -31,8 +31,13 @@
  *    once. Each thread checks its bytes against its own shadow: a lost
  *    update (a partial write based on a stale copy of the page) shows.
  *
+ * At the end, with the queued frees finished, the pool must hold exactly
+ * the objects the slots name: no leaked and no doubly freed object, in
+ * either free mode (deferred, the default, or --sync-free).
+ *
  *   test_zsram_threads [--threads N] [--seconds S] [--pages N] [--codec NAME]
- *                      [--level L] [--recompress] [--no-compact] [--seed S]
+ *                      [--level L] [--recompress] [--no-compact] [--sync-free]
+ *                      [--seed S]
  */
 #include <errno.h>
 #include <pthread.h>
@@ -42,6 +47,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "zsmalloc.h"
 #include "zsram.h"
 #include "zsram_internal.h"
 #include "zsram_test.h"
@@ -59,7 +65,7 @@ static struct {
 	unsigned threads, seconds, pages, rmw_pages, seed;
 	const char *codec;
 	int level;
-	bool recompress, compact;
+	bool recompress, compact, sync_free;
 } opt = {
 	.threads = 4, .seconds = 2, .pages = 256, .rmw_pages = 32, .seed = 1,
 	.codec = "lz4", .compact = true,
@@ -423,6 +429,10 @@ static int parse(int argc, char **argv)
 			opt.compact = false;
 			continue;
 		}
+		if (strcmp(a, "--sync-free") == 0) {
+			opt.sync_free = true;
+			continue;
+		}
 		if (!v)
 			return -1;
 		i++;
@@ -456,7 +466,7 @@ int main(int argc, char **argv)
 	if (parse(argc, argv)) {
 		fprintf(stderr,
 			"usage: %s [--threads N] [--seconds S] [--pages N] [--codec NAME] "
-			"[--level L] [--recompress] [--no-compact] [--seed S]\n",
+			"[--level L] [--recompress] [--no-compact] [--sync-free] [--seed S]\n",
 			argv[0]);
 		return 2;
 	}
@@ -468,6 +478,7 @@ int main(int argc, char **argv)
 	cfg.disksize = total_pages * PAGE;
 	cfg.algorithm = opt.codec;
 	cfg.level = opt.level;
+	cfg.flags = opt.sync_free ? ZSRAM_SYNC_FREE : 0;
 	zr = zsram_create(&cfg);
 	pstate = calloc(opt.pages, sizeof(*pstate));
 	ring = calloc((size_t)opt.threads * RING, sizeof(*ring));
@@ -515,6 +526,23 @@ int main(int argc, char **argv)
 	}
 	if (!zsram_is_valid(zr))
 		FAIL("mm_stat disagrees with a recount after phase 2\n");
+	{
+		struct zsram_recount rc;
+		struct zs_pool_stats ps;
+
+		zs_free_deferred_flush(zsram_pool(zr));
+		zsram_recount(zr, &rc);
+		zs_pool_stats(zsram_pool(zr), &ps);
+		if (ps.objs_used != rc.pages_stored - rc.same_pages)
+			FAIL("the pool holds %lu objects, the slots %llu\n", ps.objs_used,
+			     (unsigned long long)(rc.pages_stored - rc.same_pages));
+		if (opt.sync_free && ps.deferred_queued + ps.deferred_sync)
+			FAIL("--sync-free, yet %lu frees went through zs_free_deferred\n",
+			     ps.deferred_queued + ps.deferred_sync);
+		printf("# %s free: %lu queued, %lu objects in %lu pages\n",
+		       opt.sync_free ? "sync" : "deferred", ps.deferred_queued, ps.objs_used,
+		       ps.pages_allocated);
+	}
 
 	zsram_destroy(zr);
 	free(pstate);

@@ -3,7 +3,8 @@
  * zsram unit tests: config and argument errors, unwritten pages, same-filled
  * and incompressible pages, every codec, discard, mem_limit (-ENOSPC with the
  * old page intact), pread/pwrite at unaligned offsets against a shadow copy,
- * mm_stat against recounts, recompression, thread exit.
+ * mm_stat against recounts, recompression, thread exit, the pool settings
+ * (config.pool, zsram_pool) and both free modes (deferred, ZSRAM_SYNC_FREE).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "zsmalloc.h"
 #include "zsram.h"
 #include "zsram_internal.h"
 #include "zsram_test.h"
@@ -141,7 +143,7 @@ static void test_bad_config(void **state)
 
 	/* NULL algorithm: lz4; flags that exist */
 	cfg.algorithm = NULL;
-	cfg.flags = ZSRAM_NO_SPARE | ZSRAM_BG_COMPACT;
+	cfg.flags = ZSRAM_NO_SPARE | ZSRAM_BG_COMPACT | ZSRAM_SYNC_FREE;
 	zr = zsram_create(&cfg);
 	assert_non_null(zr);
 	zsram_destroy(zr);
@@ -691,6 +693,313 @@ static void test_recompress(void **state)
 	zsram_destroy(zr);
 }
 
+/* ------------------------------------------------------------------ */
+/* Pool settings and free modes                                        */
+
+/* Objects the slots hold (compressed and huge pages), by recount. */
+static uint64_t slot_objects(struct zsram *zr)
+{
+	struct zsram_recount rc;
+
+	zsram_recount(zr, &rc);
+	return rc.pages_stored - rc.same_pages;
+}
+
+static struct zsram *make_cfg(uint64_t pages, uint64_t mem_limit, unsigned flags,
+			      const struct zs_pool_config *pc)
+{
+	struct zsram_config cfg = {
+		.disksize = pages * PAGE, .mem_limit = mem_limit, .flags = flags, .pool = pc,
+	};
+	struct zsram *zr = zsram_create(&cfg);
+
+	assert_non_null(zr);
+	assert_non_null(zsram_pool(zr));
+	return zr;
+}
+
+/* A page lz4 compresses to about 3420 bytes: huge with chain 4, not with 8. */
+static void fill_3400(unsigned char *page, uint64_t seed)
+{
+	zt_fill(page, 3400, ZT_RANDOM, seed);
+	memset(page + 3400, 0, PAGE - 3400);
+}
+
+static void test_pool_config(void **state)
+{
+	struct zs_pool_config pc = {.chain_size = 4};
+	struct zsram_config bad = {.disksize = 16 * PAGE, .pool = &pc};
+	unsigned char page[PAGE];
+	struct zsram_mm_stat st;
+	struct zs_class_stats cs;
+	struct zs_pool_stats ps;
+	struct zsram *zr;
+
+	(void)state;
+	assert_null(zsram_pool(NULL));
+
+	/* defaults: chain 8 */
+	zr = make_cfg(64, 0, 0, NULL);
+	assert_int_equal(zs_huge_class_size(zsram_pool(zr)), 3625);
+	fill_3400(page, 1);
+	assert_int_equal(zsram_write_page(zr, 0, page), 0);
+	zsram_mm_stat(zr, &st);
+	assert_int_equal(st.huge_pages, 0);
+	zsram_destroy(zr);
+
+	/* chain 4: the pool's table, and zsram's huge threshold, follow */
+	zr = make_cfg(64, 0, 0, &pc);
+	assert_int_equal(zs_huge_class_size(zsram_pool(zr)), 3257);
+	for (unsigned i = 0; i < zs_class_count(zsram_pool(zr)); i++) {
+		assert_int_equal(zs_class_stats(zsram_pool(zr), i, &cs), 0);
+		assert_true(cs.pages_per_zspage >= 1 && cs.pages_per_zspage <= 4);
+	}
+	fill_3400(page, 1);
+	assert_int_equal(zsram_write_page(zr, 0, page), 0);
+	read_expect(zr, 0, page);
+	zsram_mm_stat(zr, &st);
+	assert_int_equal(st.huge_pages, 1);
+	assert_int_equal(st.compr_data_size, PAGE);
+	check_valid(zr);
+	zsram_destroy(zr);
+
+	/* bad values: zs_create_pool_ex's EINVAL */
+	pc.chain_size = 17;
+	errno = 0;
+	assert_null(zsram_create(&bad));
+	assert_int_equal(errno, EINVAL);
+	pc.chain_size = 0;
+	pc.flags = 1u << 31;
+	errno = 0;
+	assert_null(zsram_create(&bad));
+	assert_int_equal(errno, EINVAL);
+
+	/* max_pages is mem_limit's: ignored when given here ... */
+	pc = (struct zs_pool_config){.max_pages = 2};
+	zr = make_cfg(32, 0, 0, &pc);
+	for (uint64_t i = 0; i < 16; i++) {
+		zt_fill(page, PAGE, ZT_RANDOM, i);
+		assert_int_equal(zsram_write_page(zr, i, page), 0);
+	}
+	zsram_destroy(zr);
+	/* ... and mem_limit still holds */
+	pc.max_pages = 1000;
+	zr = make_cfg(32, 8 * PAGE, 0, &pc);
+	{
+		uint64_t i;
+		int err = 0;
+
+		for (i = 0; i < 32 && !err; i++) {
+			zt_fill(page, PAGE, ZT_RANDOM, i);
+			err = zsram_write_page(zr, i, page);
+		}
+		assert_int_equal(err, -ENOSPC);
+		assert_int_equal(i - 1, 8);
+	}
+	zsram_destroy(zr);
+
+	/* NO_SPARE: the last emptied zspage is freed as well */
+	for (int no_spare = 0; no_spare < 2; no_spare++) {
+		pc = (struct zs_pool_config){.flags = no_spare ? ZS_POOL_NO_SPARE : 0};
+		zr = make_cfg(64, 0, 0, &pc);
+		for (uint64_t i = 0; i < 64; i++) {
+			zt_fill(page, PAGE, ZT_TEXT, i);
+			assert_int_equal(zsram_write_page(zr, i, page), 0);
+		}
+		assert_int_equal(zsram_discard(zr, 0, 64), 0);
+		zs_free_deferred_flush(zsram_pool(zr));
+		zs_pool_stats(zsram_pool(zr), &ps);
+		assert_int_equal(ps.objs_used, 0);
+		if (no_spare) {
+			assert_int_equal(zs_get_total_pages(zsram_pool(zr)), 0);
+		} else {
+			assert_true(ps.pages_spare > 0);
+			assert_int_equal(zs_get_total_pages(zsram_pool(zr)), ps.pages_spare);
+		}
+		zsram_destroy(zr);
+	}
+
+	/* deferred_*: buffers of 4 handles and no spares, so only the first 4
+	 * of 64 discards are queued; the rest free synchronously */
+	pc = (struct zs_pool_config){.deferred_buffer_size = 4,
+				     .deferred_spares = ZS_DEFERRED_NO_SPARES};
+	zr = make_cfg(64, 0, 0, &pc);
+	for (uint64_t i = 0; i < 64; i++) {
+		zt_fill(page, PAGE, ZT_TEXT, i);
+		assert_int_equal(zsram_write_page(zr, i, page), 0);
+	}
+	assert_int_equal(zsram_discard(zr, 0, 64), 0);
+	zs_free_deferred_flush(zsram_pool(zr));
+	zs_pool_stats(zsram_pool(zr), &ps);
+	assert_int_equal(ps.deferred_queued, 4);
+	assert_int_equal(ps.deferred_sync, 60);
+	assert_int_equal(ps.objs_used, 0);
+	zsram_destroy(zr);
+
+	/* the ZSRAM_* flags add to the pool's */
+	pc = (struct zs_pool_config){.chain_size = 4};
+	zr = make_cfg(16, 0, ZSRAM_NO_SPARE | ZSRAM_SYNC_FREE, &pc);
+	assert_int_equal(zs_huge_class_size(zsram_pool(zr)), 3257);
+	zt_fill(page, PAGE, ZT_TEXT, 5);
+	assert_int_equal(zsram_write_page(zr, 3, page), 0);
+	assert_int_equal(zsram_discard(zr, 3, 1), 0);
+	assert_int_equal(zs_get_total_pages(zsram_pool(zr)), 0); /* sync, no spare */
+	zsram_destroy(zr);
+}
+
+/*
+ * Random writes, partial writes, discards and recompression in one free
+ * mode: mm_stat equals a recount after every step; the pool holds exactly
+ * the slots' objects (sync) or those plus the queued ones (deferred: exact
+ * after a flush); discarding everything empties the counters at once and
+ * the pool after the flush.
+ */
+static void free_mode_run(unsigned flags)
+{
+	enum { N = 200, OPS = 3000 };
+	unsigned char *shadow = calloc(N, PAGE), page[PAGE];
+	struct zsram *zr = make_cfg(N, 0, flags, NULL);
+	struct zs_pool *pool = zsram_pool(zr);
+	bool sync = flags & ZSRAM_SYNC_FREE;
+	struct zsram_mm_stat st;
+	struct zs_pool_stats ps;
+	uint64_t seed = 77;
+
+	assert_non_null(shadow);
+	assert_int_equal(zsram_set_recomp_algorithm(zr, "zstd", 0), 0);
+	for (int op = 0; op < OPS; op++) {
+		uint64_t i = zt_below(&seed, N);
+		unsigned what = zt_below(&seed, 20);
+
+		if (what < 10) {
+			zt_fill(shadow + i * PAGE, PAGE, (enum zt_kind)zt_below(&seed, ZT_NR_KINDS),
+				zt_rng(&seed));
+			assert_int_equal(zsram_write_page(zr, i, shadow + i * PAGE), 0);
+		} else if (what < 15) {
+			size_t off = zt_below(&seed, PAGE), len = zt_below(&seed, PAGE - off) + 1;
+			enum zt_kind kind = (enum zt_kind)zt_below(&seed, ZT_NR_KINDS);
+
+			zt_fill(page, len, kind, zt_rng(&seed));
+			assert_int_equal(zsram_pwrite(zr, page, len, i * PAGE + off), (ssize_t)len);
+			memcpy(shadow + i * PAGE + off, page, len);
+		} else if (what < 19) {
+			uint64_t n = zt_below(&seed, 4) + 1;
+
+			if (n > N - i)
+				n = N - i;
+			assert_int_equal(zsram_discard(zr, i, n), 0);
+			memset(shadow + i * PAGE, 0, n * PAGE);
+		} else {
+			assert_true(zsram_recompress(zr, zt_below(&seed, 2) ? ZSRAM_RECOMP_HUGE : 0,
+						     zt_below(&seed, 2000)) >= 0);
+		}
+		/* exact at every step, whatever the free mode */
+		assert_true(zsram_is_valid(zr));
+		if (op % 100 == 99) {
+			check_valid(zr);
+			zs_pool_stats(pool, &ps);
+			if (sync) {
+				assert_int_equal(ps.objs_used, slot_objects(zr));
+				assert_int_equal(ps.deferred_queued, 0);
+			} else {
+				assert_true(ps.objs_used >= slot_objects(zr));
+				zs_free_deferred_flush(pool);
+				zs_pool_stats(pool, &ps);
+				assert_int_equal(ps.objs_used, slot_objects(zr));
+			}
+		}
+	}
+	for (uint64_t i = 0; i < N; i++)
+		read_expect(zr, i, shadow + i * PAGE);
+	zs_pool_stats(pool, &ps);
+	if (sync)
+		assert_int_equal(ps.deferred_queued + ps.deferred_sync, 0);
+	else
+		assert_true(ps.deferred_queued > 0); /* overwrites and discards went there */
+
+	/* discard everything: the counters drop at once ... */
+	assert_int_equal(zsram_discard(zr, 0, N), 0);
+	zsram_mm_stat(zr, &st);
+	assert_int_equal(st.orig_data_size, 0);
+	assert_int_equal(st.compr_data_size, 0);
+	assert_int_equal(st.same_pages, 0);
+	assert_int_equal(st.huge_pages, 0);
+	check_valid(zr);
+	/* ... and the pool is empty once the queued frees are done */
+	zs_free_deferred_flush(pool);
+	zs_pool_stats(pool, &ps);
+	assert_int_equal(ps.objs_used, 0);
+	assert_int_equal(ps.pages_allocated, ps.pages_spare);
+	zs_pool_trim(pool);
+	assert_int_equal(zs_get_total_pages(pool), 0);
+	zsram_mm_stat(zr, &st);
+	assert_int_equal(st.mem_used_total, 0);
+	for (uint64_t i = 0; i < N; i++)
+		read_expect_zero(zr, i);
+	zsram_destroy(zr);
+	free(shadow);
+}
+
+static void test_free_deferred_default(void **state)
+{
+	(void)state;
+	free_mode_run(0);
+}
+
+static void test_free_sync(void **state)
+{
+	(void)state;
+	free_mode_run(ZSRAM_SYNC_FREE);
+}
+
+/*
+ * At mem_limit, overwrites keep working in both modes: the write that
+ * finds the pool full finishes the queued frees of earlier overwrites and
+ * tries again.
+ */
+static void test_mem_limit_overwrite(void **state)
+{
+	enum { N = 64, LIMIT_PAGES = 16 };
+	unsigned char page[PAGE];
+
+	(void)state;
+	for (int sync = 0; sync < 2; sync++) {
+		unsigned flags = sync ? ZSRAM_SYNC_FREE : 0;
+		struct zsram *zr = make_cfg(N, LIMIT_PAGES * PAGE, flags, NULL);
+		struct zsram_mm_stat st;
+		uint64_t i, stored;
+		int err = 0;
+
+		for (i = 0; i < N; i++) {
+			zt_fill(page, PAGE, ZT_RANDOM, i);
+			err = zsram_write_page(zr, i, page);
+			if (err)
+				break;
+		}
+		assert_int_equal(err, -ENOSPC);
+		stored = i;
+		assert_int_equal(stored, LIMIT_PAGES);
+		/* one page of room: every overwrite needs it before the old goes */
+		assert_int_equal(zsram_discard(zr, stored - 1, 1), 0);
+		stored--;
+		for (int round = 0; round < 3; round++)
+			for (i = 0; i < stored; i++) {
+				zt_fill(page, PAGE, ZT_RANDOM, 1000 * (round + 1) + i);
+				assert_int_equal(zsram_write_page(zr, i, page), 0);
+			}
+		for (i = 0; i < stored; i++) {
+			zt_fill(page, PAGE, ZT_RANDOM, 3000 + i);
+			read_expect(zr, i, page);
+		}
+		zsram_mm_stat(zr, &st);
+		assert_int_equal(st.huge_pages, stored);
+		assert_int_equal(st.compr_data_size, stored * PAGE);
+		assert_true(st.mem_used_max <= st.mem_limit);
+		check_valid(zr);
+		zsram_destroy(zr);
+	}
+}
+
 static void *thread_rw(void *arg)
 {
 	struct zsram *zr = arg;
@@ -738,6 +1047,10 @@ int main(void)
 		cmocka_unit_test(test_mm_stat_consistency),
 		cmocka_unit_test(test_recompress),
 		cmocka_unit_test(test_thread_exit),
+		cmocka_unit_test(test_pool_config),
+		cmocka_unit_test(test_free_deferred_default),
+		cmocka_unit_test(test_free_sync),
+		cmocka_unit_test(test_mem_limit_overwrite),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
