@@ -51,6 +51,68 @@ def check_store(s):
     check(len(s["timeline"]) > 10, f"{name}: timeline too short")
 
 
+def check_classes(tmp, zsram_built):
+    """classes: zsram's own pool, with --chain-size applied to it."""
+    out = os.path.join(tmp, "classes.json")
+    p = run("classes", "--size", "2M", "--chain-size", "4", "--json", out)
+    check("class" in p.stdout and "chain size 4" in p.stdout, "classes prints no table")
+    with open(out) as f:
+        doc = json.load(f)
+    if zsram_built:
+        check(doc.get("pool") == "zsram", f"classes: pool {doc.get('pool')!r}, not zsram's")
+        check("zsram's pool" in p.stdout, "classes does not say it is zsram's pool")
+    check(doc.get("chain_size") == 4, f"classes: chain_size {doc.get('chain_size')}")
+    check(doc.get("objs_used", 0) > 0, "classes: the pool holds no objects")
+    ppz = [c["pages_per_zspage"] for c in doc.get("classes", [])]
+    check(ppz and max(ppz) <= 4, f"classes: pages_per_zspage up to {max(ppz or [0])} with chain 4")
+
+
+ABLATE_VARIANTS = ("baseline (chain 8)", "sync free", "pool-lock free", "chain 4", "chain 16",
+                   "no compaction")
+
+
+def check_ablate(tmp, zsram_built):
+    """--ablate runs zsram's variants; the table and the JSON name them."""
+    out = os.path.join(tmp, "ablate.json")
+    p = run("--ablate", "--size", "2M", "--threads", "2", "--json", out)
+    check("variant" in p.stdout, "--ablate prints no table")
+    rows = [line for line in p.stdout.splitlines() if line.rstrip().endswith("yes")]
+    for v in ABLATE_VARIANTS:
+        check(any(line.startswith(v) for line in rows), f"--ablate: no verified row {v!r}")
+    check(not any(line.startswith("deferred free") for line in rows),
+          "--ablate still has a 'deferred free' variant (deferred is zsram's baseline)")
+    with open(out) as f:
+        doc = json.load(f)
+    names = [v["name"] for v in doc["variants"]]
+    check(names == list(ABLATE_VARIANTS), f"--ablate variants: {names}")
+    kinds = {v["kind"] for v in doc["variants"]}
+    if zsram_built:
+        check("zsram," in p.stdout, "--ablate does not say it ran zsram")
+        check(kinds == {"zsram"}, f"--ablate variant kinds: {kinds}")
+        extra = {v["name"]: v["extra"] for v in doc["variants"]}
+        check(extra["sync free"].get("deferred_queued") == 0,
+              f"sync free queued deferred frees: {extra['sync free']}")
+        check(extra["baseline (chain 8)"].get("deferred_queued", 0) > 0,
+              f"baseline queued no deferred frees: {extra['baseline (chain 8)']}")
+        check(extra["chain 4"].get("huge_class_size") == 3257,
+              f"chain 4: huge_class_size {extra['chain 4'].get('huge_class_size')}")
+    for v in doc["variants"]:
+        check(v.get("ok") is True and v.get("verified") is True, f"{v['name']}: not verified")
+
+
+def check_chain_size(tmp, zsram_built):
+    """--chain-size reaches zsram's pool in the main run."""
+    if not zsram_built:
+        return
+    out = os.path.join(tmp, "chain.json")
+    run("--size", "2M", "--stores", "zsram", "--chain-size", "4", "--json", out)
+    with open(out) as f:
+        doc = json.load(f)
+    z = [s for s in doc["stores"] if s["kind"] == "zsram"]
+    check(len(z) == 1 and z[0]["extra"].get("huge_class_size") == 3257,
+          f"--chain-size 4: zsram's huge_class_size {z and z[0]['extra'].get('huge_class_size')}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="zsbench-smoke-")
     out = os.path.join(tmp, "out.json")
@@ -85,9 +147,10 @@ def main():
 
     # the other commands, and errors as one line each
     check("usage" in run("--help").stdout, "--help prints no usage")
-    check("class" in run("classes", "--size", "2M").stdout, "classes prints no table")
-    check("variant" in run("--ablate", "--size", "2M", "--threads", "2").stdout,
-          "--ablate prints no table")
+    zsram_built = doc["config"].get("zsram_built", False)
+    check_classes(tmp, zsram_built)
+    check_ablate(tmp, zsram_built)
+    check_chain_size(tmp, zsram_built)
     p = run("--input", "/nonexistent-zsbench", expect_rc=1)
     check(p.stderr.count("\n") == 2 and "/nonexistent-zsbench" in p.stderr,
           f"unreadable input: {p.stderr!r}")

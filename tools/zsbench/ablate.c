@@ -1,14 +1,21 @@
 // SPDX-License-Identifier: MIT
 /*
- * zsbench --ablate: the allocator with and without each improvement that
- * can be switched, side by side on the same pages (a bare zsmalloc pool,
- * each variant in a child process of its own):
+ * zsbench --ablate: zsram with and without each improvement that can be
+ * switched, side by side on the same pages (each variant in a child process
+ * of its own; a bare zsmalloc pool with zsram's storage rules when zsram is
+ * not built):
  *
- *   baseline          class-index zs_free, synchronous free, chain size 8,
- *                     compaction
- *   pool-lock free    ZS_POOL_FREE_POOL_LOCK: zs_free through the pool lock
- *   deferred free     zs_free_deferred (+ flush at the end of the free phase)
- *   chain 4 / 16      zspages of up to 4 or 16 pages
+ *   baseline          zsram's defaults: deferred free (zs_free_deferred,
+ *                     flushed at the end of the free phase), class-index
+ *                     zs_free on the drain thread, chain size 8 (or
+ *                     --chain-size), zsram_compact
+ *   sync free         ZSRAM_SYNC_FREE: the discarding thread calls zs_free
+ *   pool-lock free    sync free with ZS_POOL_FREE_POOL_LOCK: zs_free through
+ *                     the pool lock. Set on the baseline it would change
+ *                     nothing measurable: under deferred free only the
+ *                     drain thread frees, in class batches that take no
+ *                     pool lock; so it is compared with "sync free"
+ *   chain 4 / 16      zspages of up to 4 or 16 pages (via config.pool)
  *   no compaction     the compact phase does nothing
  *
  * The free path only differs under contention, so the default is one
@@ -41,7 +48,7 @@ struct ablate_job {
 static int variant_child(void *jp, struct bench_result *res)
 {
 	const struct ablate_job *job = jp;
-	struct bench_store_ops ops = zsb_zs_ops;
+	struct bench_store_ops ops = *zsb_zsram_store();
 	struct bench_run_cfg cfg = {.threads = job->threads,
 				    .free_fraction = job->ctx->opt->free_fraction,
 				    .seed = job->ctx->opt->seed,
@@ -56,17 +63,21 @@ static int variant_child(void *jp, struct bench_result *res)
 static size_t make_variants(const struct zsb_options *opt, struct variant *v)
 {
 	unsigned chain = opt->chain_size ? opt->chain_size : 8;
-	struct zsb_zs_cfg base = {
-		.codec = opt->algorithm, .level = opt->level, .chain_size = chain, .compact = 1};
+	struct zsb_zs_cfg base = {.codec = opt->algorithm,
+				  .level = opt->level,
+				  .chain_size = chain,
+				  .deferred = 1,
+				  .compact = 1};
 	static const unsigned chains[] = {4, 8, 16};
 	size_t n = 0;
 
 	v[n] = (struct variant){.cfg = base};
 	snprintf(v[n++].name, sizeof(v->name), "baseline (chain %u)", chain);
+	v[n] = (struct variant){.name = "sync free", .cfg = base};
+	v[n++].cfg.deferred = 0;
 	v[n] = (struct variant){.name = "pool-lock free", .cfg = base};
+	v[n].cfg.deferred = 0;
 	v[n++].cfg.flags |= ZS_POOL_FREE_POOL_LOCK;
-	v[n] = (struct variant){.name = "deferred free", .cfg = base};
-	v[n++].cfg.deferred = 1;
 	for (size_t i = 0; i < sizeof(chains) / sizeof(chains[0]); i++) {
 		if (chains[i] == chain)
 			continue;
@@ -113,7 +124,7 @@ static int write_json(struct zsb_ctx *ctx, const struct bench_result *med, size_
 	bench_json_uint(&j, "threads", threads);
 	bench_json_array_begin(&j, "variants");
 	for (size_t i = 0; i < n; i++)
-		zsb_json_result(&j, "zsmalloc", &med[i], ctx->opt->repeat);
+		zsb_json_result(&j, zsb_zsram_store()->name, &med[i], ctx->opt->repeat);
 	bench_json_array_end(&j);
 	bench_json_object_end(&j);
 	err = bench_json_finish(&j);
@@ -134,9 +145,10 @@ static void report(struct zsb_ctx *ctx, const struct bench_result *med, size_t n
 		rs[i] = &med[i];
 		titles[i] = med[i].name;
 	}
-	printf("\n%u thread%s; density = data / pool pages (zram's mm_stat); free MB/s counts "
-	       "freed page bytes over the time in zs_free (+ the flush for deferred free).\n",
-	       threads, threads == 1 ? "" : "s");
+	printf("\n%s, %u thread%s; deferred free unless \"sync\"/\"pool-lock free\"; "
+	       "density = data / pool pages (zram's mm_stat); free MB/s counts freed page bytes "
+	       "over the time in discard (+ the flush of deferred frees).\n",
+	       zsb_zsram_store()->name, threads, threads == 1 ? "" : "s");
 	if (ctx->opt->json_path)
 		write_json(ctx, med, n, threads);
 	if (ctx->opt->plot_path)

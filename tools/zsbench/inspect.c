@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* zsbench classes (the per-class table of a filled pool) and zsbench hist. */
+/*
+ * zsbench classes (the per-class table of zsram's own pool, zsram_pool(),
+ * once zsram holds every page) and zsbench hist.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,33 +27,38 @@ static int dump(struct zs_pool *pool, enum zs_stats_format fmt, FILE *out)
 int zsb_classes(struct zsb_ctx *ctx)
 {
 	struct zsb_options *opt = ctx->opt;
-	struct zsb_zs_cfg cfg = {
-		.codec = opt->algorithm, .level = opt->level, .chain_size = opt->chain_size};
+	struct zsb_zs_cfg cfg = {.codec = opt->algorithm,
+				 .level = opt->level,
+				 .chain_size = opt->chain_size,
+				 .deferred = 1};
 	struct zs_pool_stats st;
+	struct zs_pool *pool;
 	char err[200], held[32];
-	void *z = zsb_zs_fill(&cfg, &ctx->pages, err, sizeof(err));
+	void *z = zsb_zsram_fill(&cfg, &ctx->pages, err, sizeof(err));
 	int r = 0;
 
 	if (!z) {
 		zsb_error("classes: %s", err);
 		return -EINVAL;
 	}
-	zs_pool_stats(zsb_zs_pool(z), &st);
+	pool = zsb_zsram_pool(z);
+	zs_pool_stats(pool, &st);
 	zsb_fmt_mib(held, sizeof(held), (double)st.pages_allocated * ZS_PAGE_SIZE);
-	printf("zsbench classes: %s: %zu pages, %s, chain size %u; pool holds %lu objects in "
-	       "%lu pages (%s)\n\n",
+	printf("zsbench classes: %s: %zu pages, %s, chain size %u; %s's pool holds %lu objects "
+	       "in %lu pages (%s)\n\n",
 	       ctx->pages.source, ctx->pages.npages, opt->algorithm,
-	       opt->chain_size ? opt->chain_size : 8, st.objs_used, st.pages_allocated, held);
-	r = dump(zsb_zs_pool(z), ZS_STATS_TEXT, stdout);
+	       opt->chain_size ? opt->chain_size : 8, zsb_store_name(ST_ZSRAM), st.objs_used,
+	       st.pages_allocated, held);
+	r = dump(pool, ZS_STATS_TEXT, stdout);
 	if (!r && opt->json_path) {
 		FILE *f = fopen(opt->json_path, "w");
 
-		if (!f || dump(zsb_zs_pool(z), ZS_STATS_JSON, f) || fclose(f)) {
+		if (!f || dump(pool, ZS_STATS_JSON, f) || fclose(f)) {
 			zsb_error("%s: %s", opt->json_path, strerror(errno));
 			r = -EIO;
 		}
 	}
-	zsb_zs_destroy(z);
+	zsb_zsram_destroy(z);
 	return r;
 }
 

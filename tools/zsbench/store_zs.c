@@ -3,9 +3,9 @@
  * A page store directly on a zsmalloc pool: what zsram does (same-filled
  * pages kept in the slot, pages compressing to zs_huge_class_size() or more
  * stored raw), with the allocator's knobs exposed: chain size, pool flags,
- * zs_free vs zs_free_deferred, compaction on or off. zsbench uses it for
- * the ablation, for the classes table, and as the main row when zsram is
- * not built.
+ * zs_free vs zs_free_deferred, compaction on or off. zsbench uses it where
+ * zsram is not built: for the main row, the ablation and the classes table
+ * (store_zsram.c picks it).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -248,29 +248,7 @@ const struct bench_store_ops zsb_zs_ops = {
 	.destroy = zs_destroy,
 };
 
-void *zsb_zs_fill(const struct zsb_zs_cfg *cfg, const struct bench_pages *ps, char *err,
-		  size_t errlen)
-{
-	void *z = zs_create((void *)cfg, ps->npages, err, errlen);
-
-	for (size_t i = 0; z && i < ps->npages; i++) {
-		int r = zs_write(z, i, bench_page(ps, i));
-
-		if (r) {
-			snprintf(err, errlen, "store of page %zu: %s", i, strerror(-r));
-			zs_destroy(z);
-			return NULL;
-		}
-	}
-	return z;
-}
-
 struct zs_pool *zsb_zs_pool(void *store)
 {
 	return ((struct zstore *)store)->pool;
-}
-
-void zsb_zs_destroy(void *store)
-{
-	zs_destroy(store);
 }

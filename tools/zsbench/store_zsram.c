@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
  * zsram as a measured store, run in a forked child so that its RSS is its
- * own. Built without zsram (HAVE_ZSRAM unset), the row is a bare zsmalloc
- * pool with the same storage rules (store_zs.c).
+ * own; the store --ablate varies and classes fills. Its pool takes
+ * --chain-size and the variants' ZS_POOL_* flags through config.pool, and
+ * a variant with synchronous free sets ZSRAM_SYNC_FREE. Built without zsram
+ * (HAVE_ZSRAM unset), the same calls run a bare zsmalloc pool with the same
+ * storage rules (store_zs.c).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <zsmalloc.h>
 
 #include "peer.h"
 #include "zsbench.h"
@@ -15,24 +19,23 @@
 #ifdef HAVE_ZSRAM
 #include <zsram.h>
 
-struct zsram_arg {
-	const char *codec;
-	int level;
-};
-
 static void *zr_create(void *argp, size_t npages, char *err, size_t errlen)
 {
-	const struct zsram_arg *arg = argp;
+	const struct zsb_zs_cfg *arg = argp;
+	struct zs_pool_config pc = {.chain_size = arg->chain_size, .flags = arg->flags};
 	struct zsram_config cfg = {
 		.disksize = (uint64_t)(npages ? npages : 1) * ZSRAM_PAGE_SIZE,
 		.algorithm = arg->codec,
 		.level = arg->level,
+		.flags = arg->deferred ? 0 : ZSRAM_SYNC_FREE,
+		.pool = &pc,
 	};
 	struct zsram *zr = zsram_create(&cfg);
 
 	if (!zr && errno == EINVAL)
-		snprintf(err, errlen, "zsram_create: algorithm '%s' (level %d) not supported",
-			 arg->codec, arg->level);
+		snprintf(err, errlen,
+			 "zsram_create: algorithm '%s' (level %d) or chain size %u not supported",
+			 arg->codec, arg->level, arg->chain_size);
 	else if (!zr)
 		snprintf(err, errlen, "zsram_create: %s", strerror(errno));
 	return zr;
@@ -53,6 +56,12 @@ static int zr_discard(void *s, size_t index)
 	return zsram_discard(s, index, 1);
 }
 
+/* End of the free phase: the deferred frees finish (counted in its time). */
+static void zr_flush(void *s)
+{
+	zs_free_deferred_flush(zsram_pool(s));
+}
+
 static long zr_compact(void *s)
 {
 	return (long)zsram_compact(s);
@@ -70,14 +79,18 @@ static void zr_memory(void *s, struct bench_mem *m)
 static void zr_extra(void *s, char *buf, size_t len)
 {
 	struct zsram_mm_stat st;
+	struct zs_pool_stats ps;
 
 	zsram_mm_stat(s, &st);
+	zs_pool_stats(zsram_pool(s), &ps);
 	snprintf(buf, len,
 		 "\"mm_stat\": [%" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64
-		 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 "]",
+		 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 "], "
+		 "\"deferred_queued\": %lu, \"deferred_sync\": %lu, \"huge_class_size\": %zu",
 		 st.orig_data_size, st.compr_data_size, st.mem_used_total, st.mem_limit,
 		 st.mem_used_max, st.same_pages, st.pages_compacted, st.huge_pages,
-		 st.huge_pages_since);
+		 st.huge_pages_since, ps.deferred_queued, ps.deferred_sync,
+		 zs_huge_class_size(zsram_pool(s)));
 }
 
 static void zr_destroy(void *s)
@@ -93,12 +106,56 @@ static const struct bench_store_ops zsram_ops = {
 	.write = zr_write,
 	.read = zr_read,
 	.discard = zr_discard,
+	.flush = zr_flush,
 	.compact = zr_compact,
 	.memory = zr_memory,
 	.extra = zr_extra,
 	.destroy = zr_destroy,
 };
+
+const struct bench_store_ops *zsb_zsram_store(void)
+{
+	return &zsram_ops;
+}
+
+struct zs_pool *zsb_zsram_pool(void *store)
+{
+	return zsram_pool(store);
+}
+#else  /* !HAVE_ZSRAM */
+const struct bench_store_ops *zsb_zsram_store(void)
+{
+	return &zsb_zs_ops;
+}
+
+struct zs_pool *zsb_zsram_pool(void *store)
+{
+	return zsb_zs_pool(store);
+}
 #endif /* HAVE_ZSRAM */
+
+void *zsb_zsram_fill(const struct zsb_zs_cfg *cfg, const struct bench_pages *ps, char *err,
+		     size_t errlen)
+{
+	const struct bench_store_ops *ops = zsb_zsram_store();
+	void *s = ops->create((void *)cfg, ps->npages, err, errlen);
+
+	for (size_t i = 0; s && i < ps->npages; i++) {
+		int r = ops->write(s, i, bench_page(ps, i));
+
+		if (r) {
+			snprintf(err, errlen, "store of page %zu: %s", i, strerror(-r));
+			ops->destroy(s);
+			return NULL;
+		}
+	}
+	return s;
+}
+
+void zsb_zsram_destroy(void *store)
+{
+	zsb_zsram_store()->destroy(store);
+}
 
 static int child(void *cp, struct bench_result *res)
 {
@@ -108,18 +165,14 @@ static int child(void *cp, struct bench_result *res)
 				    .free_fraction = opt->free_fraction,
 				    .seed = opt->seed,
 				    .progress = ctx->bar.shared};
-#ifdef HAVE_ZSRAM
-	struct zsram_arg arg = {.codec = opt->algorithm, .level = opt->level};
-
-	return bench_store_run(&zsram_ops, &arg, &ctx->pages, &cfg, res);
-#else
+	/* zsram's defaults (deferred free, compaction) with --chain-size */
 	struct zsb_zs_cfg arg = {.codec = opt->algorithm,
 				 .level = opt->level,
 				 .chain_size = opt->chain_size,
+				 .deferred = 1,
 				 .compact = 1};
 
-	return bench_store_run(&zsb_zs_ops, &arg, &ctx->pages, &cfg, res);
-#endif
+	return bench_store_run(zsb_zsram_store(), &arg, &ctx->pages, &cfg, res);
 }
 
 int zsb_run_zsram(struct zsb_ctx *ctx, struct bench_result *res)

@@ -84,24 +84,38 @@ void zsb_bar_wait(void *bar);
 int zsb_bench(struct zsb_ctx *ctx);
 void zsb_median_result(const struct bench_result *rs, unsigned n, struct bench_result *out);
 
-/* store_zsram.c: zsram (or a bare pool when zsram is not built) in a child */
-int zsb_run_zsram(struct zsb_ctx *ctx, struct bench_result *res);
-
-/* store_zs.c: a page store directly on a zsmalloc pool */
+/*
+ * The knobs of zsram's pool (store_zsram.c) and of a bare pool (store_zs.c);
+ * both stores take one of these as their create() argument.
+ */
 struct zsb_zs_cfg {
 	const char *codec;
 	int level;
-	unsigned chain_size;
-	unsigned flags; /* ZS_POOL_* */
-	int deferred;	/* discard with zs_free_deferred */
-	int compact;	/* run zs_compact in the compact phase */
+	unsigned chain_size; /* 0 = the pool's default (8) */
+	unsigned flags;	     /* ZS_POOL_* */
+	int deferred;	     /* discards and overwrites through zs_free_deferred
+				(zsram: 0 sets ZSRAM_SYNC_FREE) */
+	int compact;	     /* 0: no compaction step (ablate drops it) */
 };
+
+/* store_zsram.c: zsram (or a bare pool when zsram is not built) */
+int zsb_run_zsram(struct zsb_ctx *ctx, struct bench_result *res); /* the main row, in a child */
+/*
+ * The store behind the "zsram" row: zsram with config.pool = {chain_size,
+ * flags}, or zsb_zs_ops when zsram is not built. Its flush finishes the
+ * deferred frees.
+ */
+const struct bench_store_ops *zsb_zsram_store(void);
+/* Writes every page into a new such store; for the classes table. NULL + message. */
+void *zsb_zsram_fill(const struct zsb_zs_cfg *cfg, const struct bench_pages *ps, char *err,
+		     size_t errlen);
+/* Its pool (zsram_pool()): statistics only, never free through it. */
+struct zs_pool *zsb_zsram_pool(void *store);
+void zsb_zsram_destroy(void *store);
+
+/* store_zs.c: a page store directly on a zsmalloc pool */
 extern const struct bench_store_ops zsb_zs_ops;
-/* Writes every page into a new store; for the classes table. NULL + message. */
-void *zsb_zs_fill(const struct zsb_zs_cfg *cfg, const struct bench_pages *ps, char *err,
-		  size_t errlen);
 struct zs_pool *zsb_zs_pool(void *store);
-void zsb_zs_destroy(void *store);
 
 /* store_peer.c: malloc peers and the kernel's zram */
 int zsb_run_peer(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res);
