@@ -19,14 +19,15 @@ struct bench_codec {
 	ZSTD_DCtx *dctx;
 };
 
+/* the same level ranges as zsram's codecs (src/zsram/codec.c) */
 static const struct {
 	const char *name;
 	enum codec_kind kind;
-	int default_level;
+	int default_level, min_level, max_level;
 } codecs[] = {
-	{"lz4", CODEC_LZ4, 1},
-	{"lz4hc", CODEC_LZ4HC, LZ4HC_CLEVEL_DEFAULT},
-	{"zstd", CODEC_ZSTD, 3},
+	{"lz4", CODEC_LZ4, 1, 1, 65537 /* LZ4_ACCELERATION_MAX */},
+	{"lz4hc", CODEC_LZ4HC, LZ4HC_CLEVEL_DEFAULT, 1, LZ4HC_CLEVEL_MAX},
+	{"zstd", CODEC_ZSTD, 3, -131072 /* ZSTD_minCLevel() */, 22 /* ZSTD_maxCLevel() */},
 };
 
 const char *bench_codec_names(void)
@@ -39,16 +40,36 @@ const char *bench_codec_name(const struct bench_codec *c)
 	return c->name;
 }
 
+static int codec_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++)
+		if (strcmp(name, codecs[i].name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int bench_codec_levels(const char *name, int *min, int *max)
+{
+	int i = codec_find(name);
+
+	if (i < 0)
+		return -ENOENT;
+	*min = codecs[i].min_level;
+	*max = codecs[i].max_level;
+	return 0;
+}
+
 struct bench_codec *bench_codec_new(const char *name, int level)
 {
 	struct bench_codec *c;
-	size_t i;
+	int i = codec_find(name);
 
-	for (i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++)
-		if (strcmp(name, codecs[i].name) == 0)
-			break;
-	if (i == sizeof(codecs) / sizeof(codecs[0])) {
+	if (i < 0) {
 		errno = ENOENT;
+		return NULL;
+	}
+	if (level && (level < codecs[i].min_level || level > codecs[i].max_level)) {
+		errno = ERANGE;
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));

@@ -25,9 +25,11 @@ const char *bench_codec_names(void);
 /*
  * A codec context for one thread. level 0 = the codec's default (lz4: the
  * acceleration factor, 1; lz4hc: 9; zstd: 3). NULL with errno ENOENT for an
- * unknown name, ENOMEM.
+ * unknown name, ERANGE for a level outside bench_codec_levels(), ENOMEM.
  */
 struct bench_codec *bench_codec_new(const char *name, int level);
+/* The levels name accepts (zsram's ranges): 0, or -ENOENT for an unknown name. */
+int bench_codec_levels(const char *name, int *min, int *max);
 void bench_codec_free(struct bench_codec *c);
 const char *bench_codec_name(const struct bench_codec *c);
 /*

@@ -119,7 +119,7 @@ static int ms_write(void *sp, size_t index, const void *page)
 	n = bench_codec_compress(c, page, tls_scratch);
 	if (n < 0)
 		return n;
-	if (n >= BENCH_HUGE_SIZE) {
+	if ((size_t)n >= (m->arg->huge ? m->arg->huge : BENCH_HUGE_SIZE)) {
 		n = BENCH_PAGE_SIZE;
 		src = page;
 	}

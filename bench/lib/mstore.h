@@ -3,7 +3,7 @@
  * A zram-like page store on a general-purpose allocator: the "malloc peer".
  * It stores exactly what zsram stores: nothing for same-filled pages (their
  * value is kept in the slot), the page raw when it compresses to
- * BENCH_HUGE_SIZE or more, else the compressed bytes, each in its own
+ * the huge size (zsram's zs_huge_class_size()) or more, else the compressed bytes, each in its own
  * malloc'd block. Its slot table (16 bytes a page) comes from the same
  * allocator. Payload is counted like zram's compr_data_size.
  */
@@ -28,6 +28,7 @@ struct bench_mstore_arg {
 	const struct bench_allocator *alloc;
 	const char *codec;
 	int level;
+	size_t huge; /* store pages raw that compress to this or more; 0 = BENCH_HUGE_SIZE */
 };
 
 /* The store's operations; create() takes a struct bench_mstore_arg *. */

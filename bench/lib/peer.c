@@ -133,8 +133,8 @@ static void keep_fd(int fd)
 int bench_peer_run(const struct bench_peer_req *req, struct bench_result *res, bench_wait_fn wait,
 		   void *wctx)
 {
-	char a[9][96];
-	char *argv[11];
+	char a[10][96];
+	char *argv[12];
 	pid_t parent = getpid();
 	int fds[2];
 	pid_t pid;
@@ -155,10 +155,11 @@ int bench_peer_run(const struct bench_peer_req *req, struct bench_result *res, b
 	snprintf(a[6], sizeof(a[6]), "--threads=%u", req->threads);
 	snprintf(a[7], sizeof(a[7]), "--free-fraction=%.17g", req->free_fraction);
 	snprintf(a[8], sizeof(a[8]), "--seed=%" PRIu64, req->seed);
+	snprintf(a[9], sizeof(a[9]), "--huge=%zu", req->huge);
 	argv[0] = (char *)req->helper;
-	for (int i = 0; i < 9; i++)
+	for (int i = 0; i < 10; i++)
 		argv[i + 1] = a[i];
-	argv[10] = NULL;
+	argv[11] = NULL;
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -182,7 +183,7 @@ int bench_peer_run(const struct bench_peer_req *req, struct bench_result *res, b
 
 struct peer_args {
 	int pages_fd, result_fd, progress_fd, level;
-	size_t npages;
+	size_t npages, huge;
 	unsigned threads;
 	double free_fraction;
 	uint64_t seed;
@@ -221,6 +222,8 @@ static int parse_args(int argc, char **argv, struct peer_args *pa)
 			pa->free_fraction = strtod(v, NULL);
 		else if (!strncmp(argv[i], "--seed=", 7))
 			pa->seed = strtoull(v, NULL, 10);
+		else if (!strncmp(argv[i], "--huge=", 7))
+			pa->huge = strtoull(v, NULL, 10);
 		else
 			return -1;
 	}
@@ -239,7 +242,8 @@ int bench_peer_main(int argc, char **argv, const struct bench_allocator *alloc)
 
 	if (parse_args(argc, argv, &pa))
 		return 2;
-	marg = (struct bench_mstore_arg){.alloc = alloc, .codec = pa.codec, .level = pa.level};
+	marg = (struct bench_mstore_arg){.alloc = alloc, .codec = pa.codec, .level = pa.level,
+					  .huge = pa.huge};
 	cfg = (struct bench_run_cfg){
 		.threads = pa.threads, .free_fraction = pa.free_fraction, .seed = pa.seed};
 	if (pa.progress_fd >= 0)

@@ -44,6 +44,7 @@ struct bench_peer_req {
 	unsigned threads;
 	double free_fraction;
 	uint64_t seed;
+	size_t huge;     /* raw from this compressed size (zsram's); 0 = BENCH_HUGE_SIZE */
 	int progress_fd; /* -1: none */
 };
 

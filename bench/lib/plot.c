@@ -60,7 +60,15 @@ int bench_plot_png(const struct bench_plot *p, char *err, size_t errlen)
 		snprintf(err, errlen, "gnuplot is not installed (Debian: apt install gnuplot-nox)");
 		return -ENOENT;
 	}
-	f = popen("gnuplot", "w");
+	/* a path gnuplot cannot write is one clear line here, not its own
+	 * several on stderr */
+	f = fopen(p->path, "w");
+	if (!f) {
+		snprintf(err, errlen, "cannot write %s: %s", p->path, strerror(errno));
+		return -errno;
+	}
+	fclose(f);
+	f = popen("gnuplot 2>/dev/null", "w");
 	if (!f) {
 		snprintf(err, errlen, "cannot run gnuplot: %s", strerror(errno));
 		return -EIO;
@@ -92,7 +100,9 @@ int bench_plot_png(const struct bench_plot *p, char *err, size_t errlen)
 	fputs("\n", f);
 	status = pclose(f);
 	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		snprintf(err, errlen, "gnuplot failed (status %d) writing %s", status, p->path);
+		snprintf(err, errlen, "gnuplot failed (%s %d) writing %s",
+			 status != -1 && WIFEXITED(status) ? "exit status" : "wait status",
+			 status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : status, p->path);
 		return -EIO;
 	}
 	return 0;

@@ -73,7 +73,10 @@ static int load_inputs(struct zsb_ctx *ctx, size_t max_pages)
 					  max_pages, &truncated, zsb_warn_cb, ctx);
 
 	if (err) {
-		zsb_error("no pages read from the inputs%s", err == -ENOENT ? "" : strerror(-err));
+		if (err == -ENOENT)
+			zsb_error("no pages read from the inputs");
+		else
+			zsb_error("reading the inputs: %s", strerror(-err));
 		return err;
 	}
 	snprintf(ctx->pages.source, sizeof(ctx->pages.source), "%zu input path%s%s",
@@ -108,7 +111,8 @@ int zsb_load_corpus(struct zsb_ctx *ctx)
 	if (err)
 		return err;
 	ctx->pages_hash = bench_pages_hash(&ctx->pages);
-	err = bench_size_hist_compute(&ctx->pages, opt->algorithm, opt->level, BENCH_HUGE_SIZE,
+	ctx->huge = zsb_huge_size(opt->chain_size);
+	err = bench_size_hist_compute(&ctx->pages, opt->algorithm, opt->level, ctx->huge,
 				      &ctx->hist);
 	ctx->hist_ok = !err;
 	if (err == -ENOENT)

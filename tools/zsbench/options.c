@@ -316,5 +316,15 @@ int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 		zsb_error("--input and --pid exclude each other");
 		return -1;
 	}
+	/* an unknown algorithm is reported once the corpus is loaded (the
+	 * stores that have it still run); a bad level for a known one is a
+	 * usage error, so that no store runs at a level others clamp */
+	int lo, hi;
+	if (opt->level && !bench_codec_levels(opt->algorithm, &lo, &hi) &&
+	    (opt->level < lo || opt->level > hi)) {
+		zsb_error("bad --level %d for %s (%d..%d, or 0 for the default)", opt->level,
+			  opt->algorithm, lo, hi);
+		return -1;
+	}
 	return 0;
 }

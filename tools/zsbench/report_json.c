@@ -154,7 +154,7 @@ int zsb_write_json(const struct zsb_ctx *ctx, const char *path)
 	bench_json_uint(&j, "threads", opt->threads);
 	bench_json_number(&j, "free_fraction", opt->free_fraction);
 	bench_json_uint(&j, "repeat", opt->repeat);
-	bench_json_uint(&j, "chain_size", opt->chain_size);
+	bench_json_uint(&j, "chain_size", opt->chain_size ? opt->chain_size : 8); /* the pool's default */
 	bench_json_bool(&j, "zsram_built",
 #ifdef HAVE_ZSRAM
 			1

@@ -54,6 +54,7 @@ int zsb_run_peer(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res
 		.threads = opt->threads,
 		.free_fraction = opt->free_fraction,
 		.seed = opt->seed,
+		.huge = ctx->huge,
 		.progress_fd = ctx->progress_fd,
 	};
 

@@ -252,3 +252,13 @@ struct zs_pool *zsb_zs_pool(void *store)
 {
 	return ((struct zstore *)store)->pool;
 }
+
+size_t zsb_huge_size(unsigned chain_size)
+{
+	struct zs_pool_config cfg = {.chain_size = chain_size};
+	struct zs_pool *pool = zs_create_pool_ex("zsbench-probe", &cfg);
+	size_t huge = pool ? zs_huge_class_size(pool) : BENCH_HUGE_SIZE;
+
+	zs_destroy_pool(pool);
+	return huge;
+}

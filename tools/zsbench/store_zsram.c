@@ -32,10 +32,13 @@ static void *zr_create(void *argp, size_t npages, char *err, size_t errlen)
 	};
 	struct zsram *zr = zsram_create(&cfg);
 
-	if (!zr && errno == EINVAL)
+	if (!zr && errno == EINVAL && arg->chain_size)
 		snprintf(err, errlen,
 			 "zsram_create: algorithm '%s' (level %d) or chain size %u not supported",
 			 arg->codec, arg->level, arg->chain_size);
+	else if (!zr && errno == EINVAL)
+		snprintf(err, errlen, "zsram_create: algorithm '%s' (level %d) not supported",
+			 arg->codec, arg->level);
 	else if (!zr)
 		snprintf(err, errlen, "zsram_create: %s", strerror(errno));
 	return zr;

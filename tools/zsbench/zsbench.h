@@ -59,6 +59,8 @@ struct zsb_ctx {
 	struct bench_size_hist hist;
 	int hist_ok;
 	uint64_t pages_hash;
+	size_t huge; /* zs_huge_class_size() of zsram's pool (--chain-size): the
+			malloc peers store raw from the same size */
 	int progress_fd;
 	struct bench_bar bar;
 	struct bench_result *results[ST_NSTORES]; /* opt->repeat each */
@@ -115,6 +117,8 @@ void zsb_zsram_destroy(void *store);
 
 /* store_zs.c: a page store directly on a zsmalloc pool */
 extern const struct bench_store_ops zsb_zs_ops;
+/* zs_huge_class_size() of a pool with that chain (0 = default); BENCH_HUGE_SIZE if none. */
+size_t zsb_huge_size(unsigned chain_size);
 struct zs_pool *zsb_zs_pool(void *store);
 
 /* store_peer.c: malloc peers and the kernel's zram */
