@@ -448,10 +448,15 @@ void pool_free_batch(struct zs_pool *pool, unsigned long *handles, size_t n)
 /*
  * Finds the zspage of a live handle and read-locks it, so the object cannot
  * move until the matching unlock. Takes no pool-wide lock: the zspage is
- * found under RCU (its descriptor cannot be freed under us), locked, and obj
- * re-checked: compaction and migration change obj only while holding the
- * write lock of the zspage the object leaves, so an unchanged obj after our
- * read lock means the object is in z and stays there. NULL if invalid.
+ * found under RCU (its descriptor cannot be freed under us), locked, and
+ * both obj and the page's zspage re-checked. Compaction and migration change
+ * obj only while holding the write lock of the zspage the object leaves, so
+ * once z is read-locked the object cannot leave z; but an unchanged obj
+ * alone does not prove it is in z: between our lookup and our lock, z may
+ * have died, its page gone to a new zspage of the class, and the object
+ * been compacted back to the same page and index (the same obj word, ABA).
+ * pdesc still naming z after the lock rules that out: a dead zspage is
+ * unpublished from its pages before they can be reused. NULL if invalid.
  */
 static struct zspage *obj_lock(struct zs_pool *pool, unsigned long handle, uint64_t *objp,
 			       const char *op)
@@ -477,8 +482,11 @@ static struct zspage *obj_lock(struct zs_pool *pool, unsigned long handle, uint6
 			zspage_read_lock(z);
 			/* acquire: pairs with handle_move_locked()'s release; after
 			 * our lock acquire, a writer that moved the object has also
-			 * published its new obj */
-			if (load_acquire(word) == w) {
+			 * published its new obj. The pdesc load (acquire, pairs with
+			 * pdesc_set()) comes after it: a zspage that took the page
+			 * was published before any object moved into it. */
+			if (load_acquire(word) == w &&
+			    pdesc_zspage(&pool->arena, obj_pfn(obj)) == z) {
 				zs_rcu_read_unlock();
 				*objp = obj;
 				return z;

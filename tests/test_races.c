@@ -301,6 +301,95 @@ static void test_write_racing_migration(void **state)
 	zs_destroy_pool(pool);
 }
 
+/* ------------------------------------------------------------------ */
+/* 5. read whose zspage dies and whose object comes back to the same   */
+/*    place in another zspage (ABA on obj)                             */
+
+static struct {
+	unsigned long a[4], d[4], b[4];
+	uint32_t pfn_a;
+} aba;
+
+/*
+ * In the reader's window, after it found zspage A for its object X (index 0
+ * of A's only page) and before it locks A: X is compacted into D, A dies and
+ * its page goes back to the arena, a new zspage B takes that page, and X is
+ * compacted into B's index 0 -- so X's obj is the word the reader read, but
+ * the object is in B, not A.
+ */
+static void aba_in_window(void)
+{
+	struct zs_pool *pool = race.pool;
+
+	for (int i = 1; i < 4; i++)
+		zs_free(pool, aba.a[i]); /* A: X alone */
+	zs_free(pool, aba.d[3]);        /* D: three, one free slot */
+	assert_int_equal(zs_compact(pool), 1); /* X -> D, A freed */
+	for (int i = 0; i < 4; i++) {
+		aba.b[i] = zs_malloc(pool, 1000);
+		write_obj(pool, aba.b[i], 1000, 100 + (uint64_t)i);
+	}
+	assert_int_equal(pfn_of(pool, aba.b[0]), aba.pfn_a); /* B took A's page */
+	zs_free(pool, aba.b[0]);        /* B: index 0 free */
+	for (int i = 0; i < 3; i++)
+		zs_free(pool, aba.d[i]); /* D: X alone */
+	assert_int_equal(zs_compact(pool), 1); /* X -> B index 0, D freed */
+	assert_int_equal(pfn_of(pool, race.handle), aba.pfn_a);
+}
+
+static void test_read_aba_same_obj_other_zspage(void **state)
+{
+	/* no spare: emptied zspages are torn down at once, their page reused */
+	struct zs_pool_config cfg = { .flags = ZS_POOL_NO_SPARE };
+	struct zs_pool *pool = zs_create_pool_ex("race-aba", &cfg);
+	struct zs_class_stats cs;
+	struct zspage *b;
+	uint64_t obj0, obj1;
+
+	(void)state;
+	/* size 1000 is the 1024-byte class: one page, four objects */
+	for (unsigned k = 0; k < zs_class_count(pool); k++) {
+		zs_class_stats(pool, k, &cs);
+		if (cs.index == zs_lookup_class_index(pool, 1000))
+			break;
+	}
+	assert_int_equal(cs.pages_per_zspage, 1);
+	assert_int_equal(cs.objs_per_zspage, 4);
+	for (int i = 0; i < 4; i++) {
+		aba.a[i] = zs_malloc(pool, 1000);
+		write_obj(pool, aba.a[i], 1000, (uint64_t)i);
+	}
+	for (int i = 0; i < 4; i++) {
+		aba.d[i] = zs_malloc(pool, 1000);
+		write_obj(pool, aba.d[i], 1000, 10 + (uint64_t)i);
+	}
+	aba.pfn_a = pfn_of(pool, aba.a[0]);
+	assert_int_equal(handle_lookup(&pool->handles, aba.a[0], &obj0, NULL), 0);
+	race.pool = pool;
+	race.handle = aba.a[0];
+	arm(ZS_RACE_READ_LOOKUP, pthread_self(), aba_in_window);
+	assert_true(read_ok(pool, aba.a[0], 1000, 0));
+	disarm();
+	assert_int_equal(race.fired, 1);
+	assert_int_equal(handle_lookup(&pool->handles, aba.a[0], &obj1, NULL), 0);
+	assert_int_equal(obj1, obj0); /* the same word, in another zspage */
+	/* the read locked and unlocked B, the zspage that holds X: B's lock is
+	 * free again (a reader that locked the dead A would have decremented
+	 * B's count to -1, which reads as write-locked, for good) */
+	b = pdesc_zspage(&pool->arena, aba.pfn_a);
+	assert_non_null(b);
+	assert_int_equal(__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE), 0);
+	assert_int_equal(zs_compact(pool), 0);
+	assert_true(read_ok(pool, aba.b[1], 1000, 101));
+	zs_free(pool, aba.a[0]);
+	for (int i = 1; i < 4; i++) {
+		assert_true(read_ok(pool, aba.b[i], 1000, 100 + (uint64_t)i));
+		zs_free(pool, aba.b[i]);
+	}
+	assert_true(pool_empty_after_trim(pool));
+	zs_destroy_pool(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_free_racing_migration),
 		cmocka_unit_test(test_read_racing_compaction),
 		cmocka_unit_test(test_write_racing_migration),
+		cmocka_unit_test(test_read_aba_same_obj_other_zspage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,7 +13,8 @@
  *   zspage_try_write_lock()  strong CAS 0 -> -1; a mover backs off on failure
  *   zspage_write_unlock()    store 0
  *   obj_lock()               obj = handle word; z = pdesc[pfn(obj)] (retry if
- *                            none); read-lock z; re-read the handle word;
+ *                            none); read-lock z; re-read the handle word
+ *                            and pdesc[pfn(obj)];
  *                            changed: unlock and retry
  *   zs_obj_read_begin/_end   read the object's bytes under the read lock;
  *   + obj_unlock()           unlock the zspage found again from obj, pdesc
@@ -173,7 +174,7 @@ inline obj_lock()
 		fi;
 		read_lock(z);
 		if
-		:: obj == o -> break            /* load_acquire(word) == w */
+		:: obj == o && pdesc[o] == z -> break /* word == w, pdesc still z */
 		:: else -> read_unlock(z)       /* moved meanwhile */
 		fi;
 retry:		skip
