@@ -99,6 +99,8 @@ struct zs_pool_stats {
 	unsigned long deferred_batches; /* buffers drained */
 	unsigned long pages_spare;      /* pages in empty zspages kept for reuse (counted in
 	                                   pages_allocated; zs_pool_trim/zs_compact free them) */
+	unsigned long psi_trigger;      /* 1 when ZS_POOL_PSI_COMPACT got its memory-pressure
+	                                   trigger (/proc/pressure/memory), else 0 */
 };
 
 /* Per-class figures; the columns of the kernel's debugfs "classes" file. */

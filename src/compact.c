@@ -33,7 +33,12 @@
 
 #define COMPACT_BATCH 4 /* source zspages per class-lock hold */
 #define BG_PERIOD_MS  100
-#define PSI_TRIGGER   "some 100000 1000000" /* 100 ms stalled in a 1 s window */
+/*
+ * 100 ms stalled in a 1 s window; where the kernel refuses that window (an
+ * unprivileged trigger's must be a multiple of 2 s, and some kernels refuse
+ * it to root in a container too), 200 ms in 2 s.
+ */
+static const char *const psi_triggers[] = { "some 100000 1000000", "some 200000 2000000" };
 
 unsigned long class_compactable_locked(struct size_class *class)
 {
@@ -57,10 +62,18 @@ static struct zspage *pick_locked(struct size_class *class, bool emptiest)
 	return NULL;
 }
 
-/* Moves src's objects into dst until one is empty or the other full. */
+/*
+ * Moves src's objects into dst until one is empty or the other full, or,
+ * checked every MOVE_CHECK objects, another thread waits for the class lock
+ * (a small class's zspage holds up to a thousand objects: the hold stays
+ * short although a whole dst may fill in one batch).
+ */
+#define MOVE_CHECK 32
 static void move_objects_locked(struct zs_pool *pool, struct size_class *class,
 				struct zspage *dst, struct zspage *src)
 {
+	unsigned moved = 0;
+
 	for (unsigned idx = 0; idx < src->bump && src->inuse; idx++) {
 		unsigned long handle = zspage_obj_handle_locked(pool, class, src, idx);
 		uint64_t old_obj, new_obj;
@@ -77,6 +90,8 @@ static void move_objects_locked(struct zs_pool *pool, struct size_class *class,
 		/* release inside: the copy is visible before the new location */
 		handle_move_locked(&pool->handles, class, handle, new_obj);
 		zspage_obj_free_locked(pool, class, src, old_obj);
+		if (++moved % MOVE_CHECK == 0 && zs_mutex_contended(&class->lock))
+			break;
 	}
 }
 
@@ -198,15 +213,21 @@ struct bg_compactor {
 
 static int psi_open(void)
 {
-	int fd = open("/proc/pressure/memory", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	for (size_t i = 0; i < sizeof(psi_triggers) / sizeof(psi_triggers[0]); i++) {
+		int fd = open("/proc/pressure/memory", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 
-	if (fd < 0)
-		return -1;
-	if (write(fd, PSI_TRIGGER, strlen(PSI_TRIGGER) + 1) < 0) {
-		close(fd);
-		return -1;
+		if (fd < 0)
+			return -1; /* no PSI here */
+		if (write(fd, psi_triggers[i], strlen(psi_triggers[i]) + 1) >= 0)
+			return fd;
+		close(fd); /* a refused trigger leaves the file unusable: reopen */
 	}
-	return fd;
+	return -1;
+}
+
+bool bg_psi_active(struct zs_pool *pool)
+{
+	return pool->bg && pool->bg->psi_fd >= 0;
 }
 
 static void *bg_main(void *arg)

@@ -669,6 +669,8 @@ void pool_unreserve_pages(struct zs_pool *pool, unsigned n);
 
 unsigned long class_compactable_locked(struct size_class *class);
 int bg_compactor_start(struct zs_pool *pool);
+/* Whether a PSI trigger on /proc/pressure/memory wakes the compactor. */
+bool bg_psi_active(struct zs_pool *pool);
 void bg_compactor_stop(struct zs_pool *pool);
 
 /* ------------------------------------------------------------------ */

@@ -73,6 +73,7 @@ ZS_EXPORT void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 	st->invalid_handles = load_relaxed(&pool->invalid_handles);
 	st->compactions = load_relaxed(&pool->compactions);
 	st->pages_spare = load_relaxed(&pool->spare_pages);
+	st->psi_trigger = bg_psi_active(pool); /* pool->bg: set at create, cleared at destroy */
 	deferred_stats(pool, st);
 }
 
