@@ -695,8 +695,12 @@ size_t arena_defrag_victims(struct arena *a, size_t *victims, size_t max)
 void arena_undrain(struct arena *a, size_t c)
 {
 	pthread_mutex_lock(&a->lock);
-	if (a->chunks[c].state == CHUNK_DRAINING)
+	if (a->chunks[c].state == CHUNK_DRAINING) {
 		a->chunks[c].state = CHUNK_MAPPED;
+		/* allocation skipped it while draining: the hint may be past it */
+		if (a->chunks[c].nr_free && c < a->hint)
+			a->hint = c;
+	}
 	pthread_mutex_unlock(&a->lock);
 }
 

@@ -65,6 +65,15 @@ int migrate_page(struct zs_pool *pool, uint32_t pfn, size_t below)
 	race_window(ZS_RACE_MIGRATE_LOOKUP, pool);
 	/* z cannot be freed while we are in the read-side section */
 	class = pool->size_class[z->class_idx];
+	/* The destination first: the arena lock (and a chunk's mprotect) is
+	 * then taken under neither the class lock, which zs_free of the class
+	 * waits for, nor the zspage write lock, which readers spin on. */
+	err = arena_alloc_page_below(a, below, &new_pfn);
+	if (err) {
+		zs_rcu_read_unlock();
+		return err;
+	}
+	err = -EAGAIN;
 	if (legacy)
 		pthread_rwlock_wrlock(&pool->migrate_lock);
 	zs_mutex_lock(&class->lock);
@@ -80,17 +89,15 @@ int migrate_page(struct zs_pool *pool, uint32_t pfn, size_t below)
 	ZS_ASSERT(i < z->nr_pages);
 	if (!zspage_try_write_lock(z))
 		goto out; /* readers hold it: skip */
-	err = arena_alloc_page_below(a, below, &new_pfn);
-	if (!err) {
-		memcpy(arena_page(a, new_pfn), arena_page(a, pfn), ZS_PAGE_SIZE);
-		pdesc_set(a, new_pfn, z);
-		race_window(ZS_RACE_MIGRATE_COPY, pool);
-		z->pfn[i] = new_pfn;
-		rewrite_page_objs_locked(pool, class, z, i, new_pfn);
-		pdesc_set(a, pfn, NULL);
-		ZS_ASSERT_EXPENSIVE(zspage_is_valid_locked(pool, class, z));
-	}
+	memcpy(arena_page(a, new_pfn), arena_page(a, pfn), ZS_PAGE_SIZE);
+	pdesc_set(a, new_pfn, z);
+	race_window(ZS_RACE_MIGRATE_COPY, pool);
+	z->pfn[i] = new_pfn;
+	rewrite_page_objs_locked(pool, class, z, i, new_pfn);
+	pdesc_set(a, pfn, NULL);
+	ZS_ASSERT_EXPENSIVE(zspage_is_valid_locked(pool, class, z));
 	zspage_write_unlock(z);
+	err = 0;
 out:
 	zs_mutex_unlock(&class->lock);
 	if (legacy)
@@ -98,6 +105,8 @@ out:
 	if (!err) {
 		arena_return_pages(a, 1, &pfn);
 		fetch_add_relaxed(&pool->pages_migrated, 1);
+	} else {
+		arena_free_pages(a, 1, &new_pfn); /* not used: back to the cache */
 	}
 	return err;
 }
