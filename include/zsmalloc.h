@@ -96,7 +96,8 @@ struct zs_pool_stats {
 	unsigned long deferred_queued;  /* handles queued by zs_free_deferred */
 	unsigned long deferred_drained; /* queued handles freed by the drain side */
 	unsigned long deferred_sync;    /* zs_free_deferred calls that freed synchronously */
-	unsigned long deferred_batches; /* buffers drained */
+	unsigned long deferred_batches; /* drain batches: full buffers, or the waiting
+	                                   part of a partly filled one, drained */
 	unsigned long pages_spare;      /* pages in empty zspages kept for reuse (counted in
 	                                   pages_allocated; zs_pool_trim/zs_compact free them) */
 	unsigned long psi_trigger;      /* 1 when ZS_POOL_PSI_COMPACT got its memory-pressure
@@ -135,9 +136,15 @@ unsigned long zs_malloc(struct zs_pool *pool, size_t size);
 void zs_free(struct zs_pool *pool, unsigned long handle);
 
 /*
- * Queue a handle to be freed by the pool's drain thread. Never blocks on a
- * lock; frees synchronously when no empty buffer is available. Invalid
- * handles are reported when they are freed (at the latest).
+ * Queue a handle to be freed by the pool's drain thread; always succeeds.
+ * The common call is a few plain stores and a release into a buffer only
+ * the calling thread writes: no lock, no atomic read-modify-write. A
+ * thread's first call on a pool (registration) and each call that fills a
+ * buffer (handing it to the drainer for an empty one) take the pool's
+ * deferred-free lock briefly; when no empty buffer is left, or no drain
+ * thread runs, the call frees synchronously, as zs_free does. Invalid
+ * handles are reported when they are freed (at the latest). Handles queued
+ * by a thread that goes idle or exits are freed within about 50 ms.
  */
 void zs_free_deferred(struct zs_pool *pool, unsigned long handle);
 /* Returns once every handle queued before the call, by any thread, is freed. */

@@ -84,6 +84,7 @@ struct deferred {
 	unsigned gen;             /* immutable: fork generation of the drainer */
 	unsigned size;            /* immutable: entries per buffer */
 	pthread_mutex_t lock;
+	pthread_mutex_t inline_lock; /* one drain_pass at a time where no drainer runs */
 	pthread_cond_t wake;      /* the drainer waits on it */
 	pthread_cond_t done;      /* flushers wait on it */
 	struct list_node slots;   /* Synchronization: lock */
@@ -203,65 +204,78 @@ struct work {
 /*
  * One pass: takes the queue of full buffers and the waiting part of every
  * slot's current buffer, frees them with the lock dropped, recycles the
- * full buffers, and retires the slots of exited threads.
+ * full buffers, and retires the slots of exited threads. Runs on one
+ * thread at a time: the drainer, or (with no drainer) a flusher under
+ * inline_lock, or destroy.
+ *
+ * The work is taken in rounds of at most 'cap' items; normally one round
+ * takes all of it. Out of memory for the work list, the rounds take one
+ * item each, so a pass never gives up. Rounds run one after the other, so
+ * a buffer's in-place part (taken in a round) is always drained before the
+ * buffer can be recycled from the queue (a later round or pass): FIFO.
  */
 static void drain_pass(struct deferred *d)
 {
-	struct work *w = NULL;
-	size_t nr = 0, cap = 0;
+	struct work one, *w;
+	size_t nr, cap = 0, nfull = 0;
 	struct list_node *n, *next;
 
 	pthread_mutex_lock(&d->lock);
-	for (n = d->slots.next;; n = n->next) {
-		cap += 2;
-		if (n == &d->slots)
-			break;
-	}
-	for (struct dbuf *b = d->full; b; b = b->next)
+	for (n = d->slots.next; n != &d->slots; n = n->next)
 		cap++;
-	w = malloc(cap * sizeof(*w));
+	for (struct dbuf *b = d->full; b; b = b->next)
+		nfull++;
+	cap += nfull;
+	w = cap ? malloc(cap * sizeof(*w)) : NULL;
 	if (!w) {
+		w = &one;
+		cap = 1;
+	}
+	/* only the buffers queued now: a pass ends although owners go on */
+	n = d->slots.next;
+	for (;;) {
+		nr = 0;
+		for (; nfull && nr < cap; nfull--) {
+			struct dbuf *b = d->full;
+
+			d->full = b->next;
+			if (!d->full)
+				d->full_tail = &d->full;
+			/* acquire: pairs with the owner's last store_release of count */
+			w[nr++] = (struct work){ b, b->consumed, load_acquire(&b->count), true };
+		}
+		/* the slot cursor stays valid with the lock dropped: only a pass
+		 * removes slots, and owners add theirs at the head */
+		for (; n != &d->slots && nr < cap; n = n->next) {
+			struct dbuf *b = container_of(n, struct dslot, link)->cur;
+			unsigned c;
+
+			if (!b)
+				continue;
+			c = load_acquire(&b->count); /* pairs with the owner's release */
+			if (c > b->consumed) {
+				w[nr++] = (struct work){ b, b->consumed, c, false };
+				b->consumed = c;
+			}
+		}
+		if (!nr)
+			break;
 		pthread_mutex_unlock(&d->lock);
-		return; /* next pass */
-	}
-	/* FIFO: a buffer's in-place part (taken in an earlier pass) is always
-	 * drained before the buffer is recycled from the queue */
-	while (d->full) {
-		struct dbuf *b = d->full;
-
-		d->full = b->next;
-		/* acquire: pairs with the owner's last store_release of count */
-		w[nr++] = (struct work){ b, b->consumed, load_acquire(&b->count), true };
-	}
-	d->full_tail = &d->full;
-	for (n = d->slots.next; n != &d->slots; n = n->next) {
-		struct dslot *s = container_of(n, struct dslot, link);
-		struct dbuf *b = s->cur;
-		unsigned c;
-
-		if (!b)
-			continue;
-		c = load_acquire(&b->count); /* pairs with the owner's release */
-		if (c > b->consumed) {
-			w[nr++] = (struct work){ b, b->consumed, c, false };
-			b->consumed = c;
+		for (size_t i = 0; i < nr; i++) {
+			drain_entries(d, w[i].b, w[i].from, w[i].to);
+			if (w[i].recycle) {
+				pthread_mutex_lock(&d->lock);
+				spare_put_locked(d, w[i].b);
+				pthread_mutex_unlock(&d->lock);
+			}
 		}
+		store_relaxed(&d->batches, d->batches + nr);
+		pthread_mutex_lock(&d->lock);
 	}
-	pthread_mutex_unlock(&d->lock);
-
-	for (size_t i = 0; i < nr; i++) {
-		drain_entries(d, w[i].b, w[i].from, w[i].to);
-		if (w[i].recycle) {
-			pthread_mutex_lock(&d->lock);
-			spare_put_locked(d, w[i].b);
-			pthread_mutex_unlock(&d->lock);
-			store_relaxed(&d->batches, d->batches + 1);
-		}
-	}
-	free(w);
+	if (w != &one)
+		free(w);
 
 	/* retire slots whose thread exited and whose buffer is drained */
-	pthread_mutex_lock(&d->lock);
 	for (n = d->slots.next; n != &d->slots; n = next) {
 		struct dslot *s = container_of(n, struct dslot, link);
 
@@ -320,6 +334,7 @@ static void deferred_free_struct(struct deferred *d)
 	}
 	pthread_cond_destroy(&d->wake);
 	pthread_cond_destroy(&d->done);
+	pthread_mutex_destroy(&d->inline_lock);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
@@ -354,6 +369,7 @@ static struct deferred *deferred_get(struct zs_pool *pool)
 	d->full_tail = &d->full;
 	list_init(&d->slots);
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->inline_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->wake, &ca);
@@ -456,11 +472,15 @@ static struct dbuf *handoff(struct deferred *d, struct dslot *s)
 static void free_now(struct zs_pool *pool, struct deferred *d, unsigned long handle,
 		     unsigned long cookie)
 {
+	/* without d (it could not be allocated) the pool's hook is still the
+	 * one a drainer would run: the cookie's work must not be lost */
+	zs_deferred_hook hook = d ? d->hook : pool->deferred_hook;
+
 	if (d)
 		fetch_add_relaxed(&d->sync_frees, 1);
 	zs_free(pool, handle);
-	if (d && d->hook)
-		d->hook(d->hook_ctx, handle, cookie);
+	if (hook)
+		hook(d ? d->hook_ctx : pool->deferred_hook_ctx, handle, cookie);
 }
 
 static void queue(struct zs_pool *pool, unsigned long handle, unsigned long cookie)
@@ -470,9 +490,10 @@ static void queue(struct zs_pool *pool, unsigned long handle, unsigned long cook
 	struct dbuf *b;
 	unsigned c;
 
-	if (!d || d->gen != fork_generation() || !(s = slot_get(pool, d)) ||
-	    (!(b = s->cur) && !(b = handoff(d, s)))) {
-		/* no buffer to queue into, or a fork child without the drainer */
+	if (!d || d->gen != fork_generation() || load_relaxed(&d->stop) ||
+	    !(s = slot_get(pool, d)) || (!(b = s->cur) && !(b = handoff(d, s)))) {
+		/* no buffer to queue into, or no drainer (a fork child, or its
+		 * thread could not be started) */
 		free_now(pool, d, handle, cookie);
 		return;
 	}
@@ -512,10 +533,14 @@ ZS_EXPORT void zs_free_deferred_flush(struct zs_pool *pool)
 	struct deferred *d = load_acquire(&pool->deferred);
 	uint64_t target;
 
-	if (!d || load_relaxed(&d->stop))
+	if (!d)
 		return;
-	if (d->gen != fork_generation()) {
-		drain_pass(d); /* a fork child: no drainer, do it here */
+	if (d->gen != fork_generation() || load_relaxed(&d->stop)) {
+		/* no drainer (a fork child, or it could not be started): what
+		 * was queued before is freed here */
+		pthread_mutex_lock(&d->inline_lock);
+		drain_pass(d);
+		pthread_mutex_unlock(&d->inline_lock);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);

@@ -158,6 +158,57 @@ static void test_exit_hands_over(void **state)
 	zs_destroy_pool(pool);
 }
 
+/* Handles queued by a thread that stays alive but idle are freed too. */
+static void test_idle_thread_drained(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("idle");
+	struct producer p = { .pool = pool, .n = 200 };
+	pthread_barrier_t a, b;
+	pthread_t t;
+	double t0, waited;
+
+	(void)state;
+	pthread_barrier_init(&a, NULL, 2);
+	pthread_barrier_init(&b, NULL, 2);
+	p.queued = &a;
+	p.release = &b;
+	pthread_create(&t, NULL, queue_and_wait, &p);
+	pthread_barrier_wait(&a); /* queued; the thread now waits, idle */
+	t0 = now_s();
+	while (objs_used(pool) && now_s() - t0 < 5)
+		sched_yield();
+	waited = now_s() - t0;
+	assert_int_equal(objs_used(pool), 0); /* without a flush */
+	if (!ZS_TEST_SANITIZED && waited > 1.0)
+		fail_msg("queued handles of an idle thread took %.3f s to free", waited);
+	print_message("idle thread's handles freed after %.0f ms\n", waited * 1e3);
+	pthread_barrier_wait(&b);
+	pthread_join(t, NULL);
+	pthread_barrier_destroy(&a);
+	pthread_barrier_destroy(&b);
+	zs_destroy_pool(pool);
+}
+
+/* An invalid handle queued with zs_free_deferred is caught when freed. */
+static void test_invalid_deferred(void **state)
+{
+	struct zs_pool_config cfg = { .flags = ZS_POOL_RETURN_ERRORS };
+	struct zs_pool *pool = zs_create_pool_ex("bad-deferred", &cfg);
+	unsigned long stale = zs_malloc(pool, 100), live = zs_malloc(pool, 200);
+	struct zs_pool_stats st;
+
+	(void)state;
+	zs_free(pool, stale);
+	zs_free_deferred(pool, stale); /* freed already */
+	zs_free_deferred(pool, live);
+	zs_free_deferred_flush(pool);
+	zs_pool_stats(pool, &st);
+	assert_int_equal(st.invalid_handles, 1);
+	assert_int_equal(st.objs_used, 0); /* the live one was freed, nothing else */
+	assert_int_equal(st.deferred_queued, 2);
+	zs_destroy_pool(pool);
+}
+
 /* ------------------------------------------------------------------ */
 /* Work items and the torture run                                      */
 
@@ -215,7 +266,9 @@ struct torture {
 static void *torture_life(void *arg)
 {
 	struct torture *t = arg;
-	uint64_t s = (uint64_t)(uintptr_t)&s;
+	/* seeded by where this life starts: a reused thread stack would give
+	 * every life the same stretch */
+	uint64_t s = 0x9e3779b97f4a7c15ull * (__atomic_load_n(&t->next, __ATOMIC_RELAXED) + 1);
 	unsigned stretch = 1 + rng_below(&s, 5000);
 
 	for (unsigned k = 0; k < stretch; k++) {
@@ -342,6 +395,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_flush_partial_buffers),
 		cmocka_unit_test(test_destroy_partial_buffers),
 		cmocka_unit_test(test_exit_hands_over),
+		cmocka_unit_test(test_idle_thread_drained),
+		cmocka_unit_test(test_invalid_deferred),
 		cmocka_unit_test(test_hook),
 		cmocka_unit_test(test_torture_tiny_buffers),
 		cmocka_unit_test(test_torture_no_spares),
