@@ -165,6 +165,11 @@ void zsb_summarize(struct zsb_ctx *ctx)
 		snprintf(out, len, "(%s was not among --stores.)", zsb_store_name(ST_ZSRAM));
 		return;
 	}
+	if (ctx->skipped[ST_ZSRAM] && !ctx->ran[ST_ZSRAM]) {
+		snprintf(out, len, "(%s did not run: see the first message.)",
+			 zsb_store_name(ST_ZSRAM));
+		return;
+	}
 	if (!ctx->ran[ST_ZSRAM] || !z->ok) {
 		snprintf(out, len, "%s did not run to the end; see the messages above.",
 			 zsb_store_name(ST_ZSRAM));

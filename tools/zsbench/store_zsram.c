@@ -125,10 +125,32 @@ struct zs_pool *zsb_zsram_pool(void *store)
 {
 	return zsram_pool(store);
 }
+
+bool zsb_zsram_has_algorithm(const char *name)
+{
+	const char *p = zsram_algorithms(); /* space-separated */
+	size_t n = strlen(name);
+
+	while (*p) {
+		size_t k = strcspn(p, " ");
+
+		if (k == n && !strncmp(p, name, n))
+			return true;
+		p += k + (p[k] == ' ');
+	}
+	return false;
+}
 #else  /* !HAVE_ZSRAM */
 const struct bench_store_ops *zsb_zsram_store(void)
 {
 	return &zsb_zs_ops;
+}
+
+bool zsb_zsram_has_algorithm(const char *name)
+{
+	int lo, hi;
+
+	return bench_codec_levels(name, &lo, &hi) == 0; /* the bare pool's codecs */
 }
 
 struct zs_pool *zsb_zsram_pool(void *store)

@@ -8,6 +8,7 @@
 #ifndef ZSBENCH_H
 #define ZSBENCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -111,6 +112,8 @@ const struct bench_store_ops *zsb_zsram_store(void);
 /* Writes every page into a new such store; for the classes table. NULL + message. */
 void *zsb_zsram_fill(const struct zsb_zs_cfg *cfg, const struct bench_pages *ps, char *err,
 		     size_t errlen);
+/* Whether the zsram row can use that algorithm (zsram's codecs, or the bare pool's). */
+bool zsb_zsram_has_algorithm(const char *name);
 /* Its pool (zsram_pool()): statistics only, never free through it. */
 struct zs_pool *zsb_zsram_pool(void *store);
 void zsb_zsram_destroy(void *store);
