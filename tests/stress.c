@@ -273,6 +273,44 @@ int main(int argc, char **argv)
 		fprintf(stderr, "stress: inconsistent objs_allocated/pages\n");
 		failures++;
 	}
+	/* the per-class counters (class locks) against the pool's (atomics):
+	 * quiescent now, so they must agree exactly */
+	{
+		unsigned long used = 0, alloc = 0, pages = 0;
+		struct zs_class_stats cs;
+
+		for (unsigned k = 0; k < zs_class_count(pool); k++) {
+			if (zs_class_stats(pool, k, &cs))
+				continue;
+			used += cs.obj_used;
+			alloc += cs.obj_allocated;
+			pages += cs.pages_used;
+			if (cs.obj_allocated !=
+			    cs.pages_used / cs.pages_per_zspage * cs.objs_per_zspage) {
+				fprintf(stderr, "stress: class %u: %lu objects in %lu pages\n",
+					cs.index, cs.obj_allocated, cs.pages_used);
+				failures++;
+			}
+		}
+		if (used != live || alloc != st.objs_allocated || pages != zs_get_total_pages(pool)) {
+			fprintf(stderr,
+				"stress: classes hold %lu/%lu objects in %lu pages; pool: %lu/%lu "
+				"in %lu\n",
+				used, alloc, pages, live, st.objs_allocated, zs_get_total_pages(pool));
+			failures++;
+		}
+	}
+	if (opt.deferred && st.deferred_drained != st.deferred_queued) {
+		fprintf(stderr, "stress: deferred: %lu queued, %lu drained after a flush\n",
+			st.deferred_queued, st.deferred_drained);
+		failures++;
+	}
+	/* the movers must have moved something, or the run tested little */
+	if ((opt.compact && !pages_compacted) || (opt.defrag && !pages_migrated)) {
+		fprintf(stderr, "stress: compaction freed %lu pages, defrag moved %lu: no work\n",
+			pages_compacted, pages_migrated);
+		failures++;
+	}
 	printf("stress: %u threads, %.1f s, %lu live, %lu pages, %lu compactions "
 	       "(%lu pages), %lu defrags (%lu pages migrated), deferred %lu/%lu sync %lu\n",
 	       opt.threads, now() - t0, live, zs_get_total_pages(pool), compactions,
