@@ -743,6 +743,22 @@ static void fill_3400(unsigned char *page, uint64_t seed)
 	memset(page + 3400, 0, PAGE - 3400);
 }
 
+/* Writes n text pages, discards them all and waits for the frees; *ps then
+ * holds the pool's figures, and no object is left. */
+static void fill_discard_all(struct zsram *zr, uint64_t n, struct zs_pool_stats *ps)
+{
+	unsigned char page[PAGE];
+
+	for (uint64_t i = 0; i < n; i++) {
+		zt_fill(page, PAGE, ZT_TEXT, i);
+		assert_int_equal(zsram_write_page(zr, i, page), 0);
+	}
+	assert_int_equal(zsram_discard(zr, 0, n), 0);
+	zs_free_deferred_flush(zsram_pool(zr));
+	zs_pool_stats(zsram_pool(zr), ps);
+	assert_int_equal(ps->objs_used, 0);
+}
+
 static void test_pool_config(void **state)
 {
 	struct zs_pool_config pc = {.chain_size = 4};
@@ -820,14 +836,7 @@ static void test_pool_config(void **state)
 	for (int no_spare = 0; no_spare < 2; no_spare++) {
 		pc = (struct zs_pool_config){.flags = no_spare ? ZS_POOL_NO_SPARE : 0};
 		zr = make_cfg(64, 0, 0, &pc);
-		for (uint64_t i = 0; i < 64; i++) {
-			zt_fill(page, PAGE, ZT_TEXT, i);
-			assert_int_equal(zsram_write_page(zr, i, page), 0);
-		}
-		assert_int_equal(zsram_discard(zr, 0, 64), 0);
-		zs_free_deferred_flush(zsram_pool(zr));
-		zs_pool_stats(zsram_pool(zr), &ps);
-		assert_int_equal(ps.objs_used, 0);
+		fill_discard_all(zr, 64, &ps);
 		if (no_spare) {
 			assert_int_equal(zs_get_total_pages(zsram_pool(zr)), 0);
 		} else {
@@ -842,16 +851,9 @@ static void test_pool_config(void **state)
 	pc = (struct zs_pool_config){.deferred_buffer_size = 4,
 				     .deferred_spares = ZS_DEFERRED_NO_SPARES};
 	zr = make_cfg(64, 0, 0, &pc);
-	for (uint64_t i = 0; i < 64; i++) {
-		zt_fill(page, PAGE, ZT_TEXT, i);
-		assert_int_equal(zsram_write_page(zr, i, page), 0);
-	}
-	assert_int_equal(zsram_discard(zr, 0, 64), 0);
-	zs_free_deferred_flush(zsram_pool(zr));
-	zs_pool_stats(zsram_pool(zr), &ps);
+	fill_discard_all(zr, 64, &ps);
 	assert_int_equal(ps.deferred_queued, 4);
 	assert_int_equal(ps.deferred_sync, 60);
-	assert_int_equal(ps.objs_used, 0);
 	zsram_destroy(zr);
 
 	/* the ZSRAM_* flags add to the pool's */
