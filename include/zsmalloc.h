@@ -36,6 +36,13 @@
  * Between zs_obj_read_begin() and zs_obj_read_end() the object cannot move;
  * compaction and migration skip its zspage. Keep that window short-ish: it
  * delays compaction of that one zspage, nothing else.
+ *
+ * fork(): a child may go on using the parent's pools. Their background
+ * threads (drainer, page releaser, compactor) stay in the parent; the
+ * child does that work in the calls that need it (deferred frees are
+ * synchronous there). As with any library that holds locks, this needs no
+ * other thread of the parent to be inside a call on that pool at the
+ * moment of fork(): a lock held then stays held in the child.
  */
 #ifndef ZSMALLOC_H
 #define ZSMALLOC_H
