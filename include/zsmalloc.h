@@ -38,9 +38,10 @@
  * delays compaction of that one zspage, nothing else.
  *
  * fork(): a child may go on using the parent's pools. Their background
- * threads (drainer, page releaser, compactor) stay in the parent; the
- * child does that work in the calls that need it (deferred frees are
- * synchronous there). As with any library that holds locks, this needs no
+ * threads (drainer, page releaser, compactor) stay in the parent and the
+ * child works without them: its deferred frees are synchronous, no
+ * background compaction runs, and the arena starts a page releaser of its
+ * own. As with any library that holds locks, this needs no
  * other thread of the parent to be inside a call on that pool at the
  * moment of fork(): a lock held then stays held in the child.
  */
