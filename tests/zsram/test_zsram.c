@@ -28,6 +28,14 @@ struct codec_case {
 	int level;
 };
 
+/* zsram_create refuses cfg as a bad config: NULL and errno EINVAL. */
+static void assert_create_einval(const struct zsram_config *cfg)
+{
+	errno = 0;
+	assert_null(zsram_create(cfg));
+	assert_int_equal(errno, EINVAL);
+}
+
 static const struct codec_case codec_cases[] = {
 	{"lz4", 0}, {"lz4", 8}, {"lz4hc", 0}, {"lz4hc", 12}, {"zstd", 0},
 	{"zstd", -5}, {"zstd", 1}, {"zstd", 9}, {"lzo", 0},
@@ -103,44 +111,30 @@ static void test_bad_config(void **state)
 	assert_int_equal(errno, EINVAL);
 
 	cfg.disksize = 0;
-	errno = 0;
-	assert_null(zsram_create(&cfg));
-	assert_int_equal(errno, EINVAL);
+	assert_create_einval(&cfg);
 
 	cfg.disksize = 16 * PAGE + 512;
-	errno = 0;
-	assert_null(zsram_create(&cfg));
-	assert_int_equal(errno, EINVAL);
+	assert_create_einval(&cfg);
 
 	cfg.disksize = 16 * PAGE;
 	cfg.algorithm = "no-such-codec";
-	errno = 0;
-	assert_null(zsram_create(&cfg));
-	assert_int_equal(errno, EINVAL);
+	assert_create_einval(&cfg);
 
 	cfg.algorithm = "lz4hc";
 	cfg.level = 13;
-	errno = 0;
-	assert_null(zsram_create(&cfg));
-	assert_int_equal(errno, EINVAL);
+	assert_create_einval(&cfg);
 
 	cfg.algorithm = "zstd";
 	cfg.level = 23;
-	errno = 0;
-	assert_null(zsram_create(&cfg));
-	assert_int_equal(errno, EINVAL);
+	assert_create_einval(&cfg);
 
 	cfg.algorithm = "lz4";
 	cfg.level = -1;
-	errno = 0;
-	assert_null(zsram_create(&cfg));
-	assert_int_equal(errno, EINVAL);
+	assert_create_einval(&cfg);
 
 	cfg.level = 0;
 	cfg.flags = 1u << 31;
-	errno = 0;
-	assert_null(zsram_create(&cfg));
-	assert_int_equal(errno, EINVAL);
+	assert_create_einval(&cfg);
 
 	/* NULL algorithm: lz4; flags that exist */
 	cfg.algorithm = NULL;
@@ -799,14 +793,10 @@ static void test_pool_config(void **state)
 
 	/* bad values: zs_create_pool_ex's EINVAL */
 	pc.chain_size = 17;
-	errno = 0;
-	assert_null(zsram_create(&bad));
-	assert_int_equal(errno, EINVAL);
+	assert_create_einval(&bad);
 	pc.chain_size = 0;
 	pc.flags = 1u << 31;
-	errno = 0;
-	assert_null(zsram_create(&bad));
-	assert_int_equal(errno, EINVAL);
+	assert_create_einval(&bad);
 
 	/* max_pages is mem_limit's: ignored when given here ... */
 	pc = (struct zs_pool_config){.max_pages = 2};
