@@ -99,21 +99,27 @@ int zsb_run_kzram(struct zsb_ctx *ctx, struct bench_result *res)
  * The yardstick a store is held to: the same codec on the same pages, with
  * no store around it. Each thread compresses its pages, in index order, one
  * after the other into a buffer of their own (prefaulted, as a store's pool
- * is), then decompresses each from there into one page buffer, as the
- * stores' load does. So the codec reads and writes memory the way a store
- * must -- compressed bytes land in, and are read back from, memory that is
- * not in cache -- and what the stores add on top is their own work: the
- * lookups, locks and copies. (Decompressing each page straight after
- * compressing it would read the compressed bytes from L1, a speed no store
- * could reach.)
+ * is): the store phase. Then it decompresses, from there into one page
+ * buffer, exactly the pages the stores' load phase reads -- those the free
+ * plan (bench_free_plan, same fraction and seed) keeps, in index order --
+ * and skips the compressed bytes of the others. So the codec reads and
+ * writes memory the way a store must -- compressed bytes land in, and are
+ * read back from, memory that is not in cache -- and what the stores add on
+ * top is their own work: the lookups, locks and copies. (Decompressing each
+ * page straight after compressing it would read the compressed bytes from
+ * L1, a speed no store could reach; decompressing every page, freed ones
+ * included, would time other pages than the stores read, in one unbroken
+ * stream that the hardware prefetcher follows perfectly.)
  */
 
 struct raw_worker {
 	struct zsb_ctx *ctx;
 	pthread_t tid;
 	size_t begin, end;
-	uint32_t *lat[2]; /* compress, decompress latencies (ns), by page */
+	const uint8_t *freed; /* by page: 1 when the free plan discards it */
+	uint32_t *lat[2];     /* compress latencies (ns) by page, decompress by page */
 	uint64_t busy[2];
+	size_t loaded;	      /* pages decompressed */
 	uint64_t mismatches;
 	int err;
 };
@@ -152,17 +158,23 @@ static void *raw_worker_main(void *wp)
 	at = 0;
 	for (size_t i = w->begin; i < w->end && !w->err; i++) {
 		size_t l = len[i - w->begin];
-		uint64_t t0 = bench_now_ns(), t1;
+		uint64_t t0, t1;
 
+		if ((i - w->begin) % 512 == 511)
+			bench_progress_add(w->ctx->bar.shared, 256);
+		if (w->freed[i]) { /* the stores do not load it */
+			at += l;
+			continue;
+		}
+		t0 = bench_now_ns();
 		w->err = bench_codec_decompress(c, packed + at, l, page);
 		t1 = bench_now_ns();
 		w->lat[1][i] = (uint32_t)(t1 - t0);
 		w->busy[1] += t1 - t0;
+		w->loaded++;
 		at += l;
 		w->mismatches += !w->err && memcmp(page, bench_page(&w->ctx->pages, i),
 						   BENCH_PAGE_SIZE) != 0;
-		if ((i - w->begin) % 512 == 511)
-			bench_progress_add(w->ctx->bar.shared, 256);
 	}
 	bench_codec_free(c);
 	free(packed);
@@ -172,7 +184,8 @@ static void *raw_worker_main(void *wp)
 }
 
 /* Runs the workers (as many threads as the stores get) and sums up. */
-static int raw_pages(struct zsb_ctx *ctx, uint32_t **lat, struct bench_result *res)
+static int raw_pages(struct zsb_ctx *ctx, const uint8_t *freed, uint32_t **lat,
+		     struct bench_result *res)
 {
 	unsigned nt = ctx->opt->threads;
 	struct raw_worker *w = calloc(nt, sizeof(*w));
@@ -185,6 +198,7 @@ static int raw_pages(struct zsb_ctx *ctx, uint32_t **lat, struct bench_result *r
 		w[t] = (struct raw_worker){.ctx = ctx,
 					   .begin = n * t / nt,
 					   .end = n * (t + 1) / nt,
+					   .freed = freed,
 					   .lat = {lat[0], lat[1]}};
 	for (unsigned t = 1; t < nt; t++) {
 		if (pthread_create(&w[t].tid, NULL, raw_worker_main, &w[t])) {
@@ -202,6 +216,7 @@ static int raw_pages(struct zsb_ctx *ctx, uint32_t **lat, struct bench_result *r
 			if (w[t].busy[k] > st->busy_ns)
 				st->busy_ns = w[t].busy[k];
 		}
+		res->op[BENCH_LOAD].ops += w[t].loaded;
 		res->mismatches += w[t].mismatches;
 		if (!err)
 			err = w[t].err;
@@ -210,13 +225,32 @@ static int raw_pages(struct zsb_ctx *ctx, uint32_t **lat, struct bench_result *r
 	return err;
 }
 
+/* The free plan as a map by page (1: freed), as bench_store_run() draws it. */
+static uint8_t *raw_freed_map(const struct zsb_ctx *ctx)
+{
+	size_t n = ctx->pages.npages, nfree;
+	size_t *plan = bench_free_plan(n, ctx->opt->free_fraction, ctx->opt->seed, &nfree);
+	uint8_t *freed = calloc(n + 1, 1);
+
+	if (!plan || !freed) {
+		free(plan);
+		free(freed);
+		return NULL;
+	}
+	for (size_t k = 0; k < nfree; k++)
+		freed[plan[k]] = 1;
+	free(plan);
+	return freed;
+}
+
 static int raw_child(void *cp, struct bench_result *res)
 {
 	static const double pct[2] = {50, 99};
 	struct zsb_ctx *ctx = cp;
-	size_t n = ctx->pages.npages;
+	size_t n = ctx->pages.npages, nlat[2] = {n, 0};
 	struct bench_codec *probe = bench_codec_new(ctx->opt->algorithm, ctx->opt->level);
 	uint32_t *lat[2] = {calloc(n + 1, 4), calloc(n + 1, 4)};
+	uint8_t *freed = raw_freed_map(ctx);
 	int err;
 
 	memset(res, 0, sizeof(*res));
@@ -224,34 +258,43 @@ static int raw_child(void *cp, struct bench_result *res)
 	res->rss_peak = -1;
 	for (int p = 0; p < BENCH_NPOINTS; p++)
 		res->mem[p] = (struct bench_mem){-1, -1, -1};
-	if (!probe || !lat[0] || !lat[1]) {
+	if (!probe || !lat[0] || !lat[1] || !freed) {
 		snprintf(res->error, sizeof(res->error),
 			 probe ? "out of memory" : "unknown algorithm '%s'", ctx->opt->algorithm);
-		return -EINVAL;
+		bench_codec_free(probe);
+		free(lat[0]);
+		free(lat[1]);
+		free(freed);
+		return probe ? -ENOMEM : -EINVAL;
 	}
 	bench_codec_free(probe);
 	bench_progress_reset(ctx->bar.shared, n);
 	bench_pages_prefault(&ctx->pages);
-	err = raw_pages(ctx, lat, res);
+	err = raw_pages(ctx, freed, lat, res);
+	res->op[BENCH_FILL].ops = n;
+	for (size_t i = 0; i < n; i++) /* the loaded pages' latencies, packed */
+		if (!freed[i])
+			lat[1][nlat[1]++] = lat[1][i];
 	for (int k = 0; k < 2; k++) {
 		struct bench_op_stats *st = &res->op[k ? BENCH_LOAD : BENCH_FILL];
 		double out[2];
 
-		st->ops = n;
-		st->bytes = (uint64_t)n * BENCH_PAGE_SIZE;
+		st->bytes = st->ops * BENCH_PAGE_SIZE;
 		st->mbps = bench_mbps(st->bytes, st->busy_ns);
-		if (!bench_percentiles(lat[k], n, pct, out, 2)) {
+		if (!err && !bench_percentiles(lat[k], nlat[k], pct, out, 2)) {
 			st->p50_us = out[0] / 1e3;
 			st->p99_us = out[1] / 1e3;
 		}
 	}
 	res->pages = n;
+	res->freed = n - nlat[1];
 	res->ok = !err;
 	res->verified = !err && !res->mismatches;
 	if (err)
 		snprintf(res->error, sizeof(res->error), "codec error: %s", strerror(-err));
 	free(lat[0]);
 	free(lat[1]);
+	free(freed);
 	return err;
 }
 
