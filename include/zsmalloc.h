@@ -23,7 +23,7 @@
  *   zs_create_pool[_ex]          | everything (it touches no shared pool)
  *   zs_destroy_pool              | nothing on that pool: the caller makes
  *                                | sure no other call is in flight or follows
- *   zs_malloc, zs_free,          | everything, including zs_compact and
+ *   zs_malloc[_write], zs_free,  | everything, including zs_compact and
  *   zs_free_deferred             | zs_defrag; on *different* handles
  *   zs_obj_read_begin/_end,      | everything; several readers of the same
  *   zs_obj_write                 | handle are fine; a write racing a read or
@@ -140,6 +140,15 @@ void zs_destroy_pool(struct zs_pool *pool);
  * on failure nothing changed.
  */
 unsigned long zs_malloc(struct zs_pool *pool, size_t size);
+/*
+ * zs_malloc() of size bytes, filled with the size bytes at src, in one
+ * call: as zs_malloc() followed by zs_obj_write() of the whole object, but
+ * the copy is made under the class lock the allocation holds anyway, before
+ * the handle exists for anyone else, so it skips the write's lookup and
+ * zspage lock (what zsram stores each page with). Errors as zs_malloc(),
+ * and EINVAL for a NULL src.
+ */
+unsigned long zs_malloc_write(struct zs_pool *pool, const void *src, size_t size);
 /* Frees a live handle; 0 is ignored. Takes no pool-wide lock. */
 void zs_free(struct zs_pool *pool, unsigned long handle);
 

@@ -16,10 +16,15 @@
  *
  * The other way round, a growing pool would take a page fault (and the
  * kernel's zeroing of the page) for every fresh page in the writer's
- * thread; instead, when allocation finds the cache nearly empty, the worker
- * faults the next ARENA_PREFAULT_BATCH free pages in (MADV_POPULATE_WRITE)
- * and puts them in the cache, ahead of need. At most the cache's size is
- * resident beyond what zspages hold, as before. With ZS_POOL_HUGEPAGES the
+ * thread; instead, when allocation finds the cache nearly empty
+ * (ARENA_PREFAULT_LOW), the worker faults free pages in
+ * (MADV_POPULATE_WRITE), ARENA_PREFAULT_BATCH at a time, and puts them in
+ * the cache until it holds ARENA_PREFAULT_HIGH, ahead of need. Waking the
+ * worker is a system call and, for an idle CPU, an interprocessor
+ * interrupt: the wide gap between the two marks keeps it to one per ~100
+ * pages, and the allocator signals after dropping the lock, so the worker
+ * never wakes only to wait for it. At most the cache's size is resident
+ * beyond what zspages hold, as before. With ZS_POOL_HUGEPAGES the
  * chunks are backed by transparent huge pages and single pages are not
  * madvised (that would split the huge page): whole chunks are released,
  * and zs_defrag() is what empties sparsely used ones.
@@ -90,6 +95,7 @@ static int vm_decommit(void *addr, size_t bytes)
 
 /* ------------------------------------------------------------------ */
 
+static bool worker_start_locked(struct arena *a);
 static bool worker_wake_locked(struct arena *a);
 
 static inline unsigned chunk_first_pfn(size_t c)
@@ -325,6 +331,7 @@ static int take_from_chunks_locked(struct arena *a, unsigned n, uint32_t *pfns)
 
 int arena_alloc_pages(struct arena *a, unsigned n, uint32_t *pfns)
 {
+	bool wake = false;
 	int err = 0;
 
 	pthread_mutex_lock(&a->lock);
@@ -339,10 +346,13 @@ int arena_alloc_pages(struct arena *a, unsigned n, uint32_t *pfns)
 	}
 	if (!err)
 		store_relaxed(&a->pages_used, a->pages_used + n);
-	if (!err && !a->hugepages && a->cache_nr < ARENA_PREFAULT_LOW && !a->prefault_wanted &&
-	    worker_wake_locked(a))
-		a->prefault_wanted = true;
+	if (!err && !a->hugepages && a->cache_nr < ARENA_PREFAULT_LOW && !a->prefault_wanted)
+		a->prefault_wanted = wake = worker_start_locked(a);
 	pthread_mutex_unlock(&a->lock);
+	/* after the unlock: the worker reads prefault_wanted under the lock
+	 * before it waits, so the signal cannot be lost */
+	if (wake)
+		pthread_cond_signal(&a->work);
 	return err;
 }
 
@@ -479,19 +489,22 @@ static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 	}
 }
 
-/* The worker: gives queued pages back to the OS, a batch at a time. */
 /*
- * Faults fresh pages in ahead of need and adds them to the cache. Called by
- * the worker with the lock held; drops it around the system call.
+ * Faults up to ARENA_PREFAULT_BATCH fresh pages in, ahead of need, and adds
+ * them to the cache. Called by the worker with the lock held; drops it
+ * around the system call.
  */
-static void prefault_locked(struct arena *a)
+static void prefault_batch_locked(struct arena *a)
 {
 	uint32_t batch[ARENA_PREFAULT_BATCH];
-	unsigned n = ARENA_PREFAULT_BATCH;
+	unsigned n = ARENA_PREFAULT_HIGH - a->cache_nr;
 
-	a->prefault_wanted = false;
-	if (a->cache_nr >= ARENA_PREFAULT_LOW || take_from_chunks_locked(a, n, batch))
+	if (n > ARENA_PREFAULT_BATCH)
+		n = ARENA_PREFAULT_BATCH;
+	if (take_from_chunks_locked(a, n, batch)) {
+		a->prefault_wanted = false; /* the arena is full: allocation says so */
 		return;
+	}
 	a->transit += n;
 	pthread_mutex_unlock(&a->lock);
 	/* the pages are ours (in transit): touching them is safe */
@@ -527,6 +540,10 @@ static void prefault_locked(struct arena *a)
 	}
 }
 
+/*
+ * The worker: gives queued pages back to the OS, a batch at a time, and
+ * refills the cache of a growing pool between batches.
+ */
 static void *worker_main(void *arg)
 {
 	struct arena *a = arg;
@@ -537,8 +554,12 @@ static void *worker_main(void *arg)
 		unsigned n = 0;
 
 		if (!a->pending_nr) {
-			if (a->prefault_wanted)
-				prefault_locked(a);
+			/* releases first: this loop comes back here after each
+			 * batch, so queued pages never wait for a whole refill */
+			if (a->prefault_wanted && a->cache_nr < ARENA_PREFAULT_HIGH)
+				prefault_batch_locked(a);
+			else if (a->prefault_wanted)
+				a->prefault_wanted = false; /* refilled */
 			else
 				pthread_cond_wait(&a->work, &a->lock);
 			continue;
@@ -554,8 +575,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Wakes the worker, starting it if needed; false if it cannot run. */
-static bool worker_wake_locked(struct arena *a)
+/* Starts the worker if it does not run yet; false if it cannot run. */
+static bool worker_start_locked(struct arena *a)
 {
 	fork_check_locked(a);
 	if (!a->worker_started) {
@@ -564,6 +585,14 @@ static bool worker_wake_locked(struct arena *a)
 		a->worker_started = true;
 		a->worker_gen = fork_generation();
 	}
+	return true;
+}
+
+/* Wakes the worker, starting it if needed; false if it cannot run. */
+static bool worker_wake_locked(struct arena *a)
+{
+	if (!worker_start_locked(a))
+		return false;
 	pthread_cond_signal(&a->work);
 	return true;
 }

@@ -317,8 +317,9 @@ struct arena_chunk {
 #define ARENA_CACHE_PAGES 128 /* freed pages kept resident for reuse (512 KiB) */
 #define ARENA_CACHE_RING  (ARENA_CACHE_PAGES + 2 * ZS_MAX_CHAIN)
 #define ARENA_PENDING_MAX 4096 /* evicted pages queued for the worker (16 MiB) */
-#define ARENA_PREFAULT_LOW   32 /* a growing pool keeps this many ready pages... */
-#define ARENA_PREFAULT_BATCH 64 /* ...faulted in by the worker this many at a time */
+#define ARENA_PREFAULT_LOW   32 /* a growing pool below this many ready pages... */
+#define ARENA_PREFAULT_HIGH  ARENA_CACHE_PAGES /* ...has the worker refill up to this */
+#define ARENA_PREFAULT_BATCH 64 /* pages per MADV_POPULATE_WRITE call */
 
 struct arena {
 	char *base;                 /* immutable: 2 MiB aligned reservation */
@@ -580,6 +581,13 @@ void zspage_obj_free_locked(struct zs_pool *pool, struct size_class *class, stru
 /* Handle stored for object idx of z, or 0 if that object is free. */
 unsigned long zspage_obj_handle_locked(struct zs_pool *pool, struct size_class *class,
 				       struct zspage *z, unsigned idx);
+/*
+ * Copies len payload bytes from src into object idx of z. The class lock
+ * keeps compaction and migration -- which move objects and pages only under
+ * it -- away, so a freshly allocated object needs no zspage lock.
+ */
+void zspage_obj_write_locked(struct zs_pool *pool, struct size_class *class, struct zspage *z,
+			     unsigned idx, const void *src, size_t len);
 /* Copies an object's capacity bytes between two locations (compaction). */
 void zspage_obj_copy(struct zs_pool *pool, struct size_class *class, struct zspage *dz,
 		     unsigned didx, struct zspage *sz, unsigned sidx);

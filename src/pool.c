@@ -191,7 +191,8 @@ ZS_EXPORT void zs_destroy_pool(struct zs_pool *pool)
 	free(pool);
 }
 
-ZS_EXPORT unsigned long zs_malloc(struct zs_pool *pool, size_t size)
+/* zs_malloc, and with src the copy of zs_malloc_write (under the class lock). */
+static unsigned long pool_malloc(struct zs_pool *pool, size_t size, const void *src)
 {
 	struct size_class *class;
 	struct zspage *z;
@@ -230,6 +231,8 @@ ZS_EXPORT unsigned long zs_malloc(struct zs_pool *pool, size_t size)
 		fetch_sub_relaxed(&pool->spare_pages, class->pages_per_zspage);
 	}
 	obj = zspage_obj_alloc_locked(pool, class, z, handle);
+	if (src)
+		zspage_obj_write_locked(pool, class, z, obj_idx(obj), src, size);
 	zspage_refile_locked(class, z);
 	handle_publish_locked(&pool->handles, class, handle, obj);
 	ZS_ASSERT_EXPENSIVE(zspage_is_valid_locked(pool, class, z));
@@ -240,6 +243,20 @@ nomem:
 	zs_mutex_unlock(&class->lock);
 	errno = ENOMEM;
 	return 0;
+}
+
+ZS_EXPORT unsigned long zs_malloc(struct zs_pool *pool, size_t size)
+{
+	return pool_malloc(pool, size, NULL);
+}
+
+ZS_EXPORT unsigned long zs_malloc_write(struct zs_pool *pool, const void *src, size_t size)
+{
+	if (!src && size) {
+		errno = EINVAL;
+		return 0;
+	}
+	return pool_malloc(pool, size, src);
 }
 
 /*

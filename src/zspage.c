@@ -220,6 +220,13 @@ static void obj_rw(struct zs_pool *pool, struct size_class *class, struct zspage
 	}
 }
 
+void zspage_obj_write_locked(struct zs_pool *pool, struct size_class *class, struct zspage *z,
+			     unsigned idx, const void *src, size_t len)
+{
+	assert_held(&class->lock);
+	obj_rw(pool, class, z, idx, (void *)src, len, true);
+}
+
 void zspage_obj_copy(struct zs_pool *pool, struct size_class *class, struct zspage *dz,
 		     unsigned didx, struct zspage *sz, unsigned sidx)
 {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Multi-threaded stress test. Worker threads allocate objects of random
- * sizes, write a pattern derived from the handle and a sequence number,
+ * sizes (zs_malloc + zs_obj_write, or zs_malloc_write), write a pattern
+ * derived from the handle (or a drawn number) and a sequence number,
  * read back and verify, rewrite, and free -- objects allocated by any
  * thread, through zs_free or zs_free_deferred -- while, optionally, one
  * thread runs zs_compact and one runs zs_defrag in a loop. Some reads hold
@@ -45,6 +46,8 @@ static void yield_hook(enum zs_race_point point, struct zs_pool *p)
 struct entry {
 	pthread_mutex_t lock; /* serialises operations on this handle */
 	unsigned long handle; /* 0 = empty */
+	unsigned long id;     /* what the pattern is keyed on: the handle, or a
+				 number drawn before zs_malloc_write made one */
 	unsigned len;
 	uint64_t seq;
 };
@@ -71,9 +74,9 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static uint64_t key_of(unsigned long handle, uint64_t seq)
+static uint64_t key_of(unsigned long id, uint64_t seq)
 {
-	return handle * 0x9e3779b97f4a7c15ull + seq;
+	return id * 0x9e3779b97f4a7c15ull + seq;
 }
 
 /* Sizes like compressed pages: mostly 200..3000, some tiny, some huge. */
@@ -104,7 +107,7 @@ static void verify(struct entry *e, bool slow)
 	}
 	if (slow)
 		sched_yield(); /* hold the zspage read-locked a while */
-	if (!pattern_check(p, e->len, key_of(e->handle, e->seq)))
+	if (!pattern_check(p, e->len, key_of(e->id, e->seq)))
 		report("content mismatch", e->handle, e->len);
 	zs_obj_read_end(pool, e->handle, e->len, p);
 }
@@ -113,7 +116,7 @@ static void put(struct entry *e)
 {
 	unsigned char buf[4096];
 
-	pattern_fill(buf, e->len, key_of(e->handle, e->seq));
+	pattern_fill(buf, e->len, key_of(e->id, e->seq));
 	if (zs_obj_write(pool, e->handle, buf, e->len))
 		report("write failed", e->handle, e->len);
 }
@@ -131,12 +134,26 @@ static void *worker(void *arg)
 		unsigned r = rng_below(&s, 100);
 
 		pthread_mutex_lock(&e->lock);
-		if (!e->handle) {
+		if (!e->handle && (r & 1)) {
+			/* filled under the class lock, where migration and
+			 * compaction of its page wait (TSan sees a copy that
+			 * escaped it race with their page copy) */
+			unsigned char buf[4096];
+
+			e->len = random_len(&s);
+			e->id = rng_below(&s, 1u << 31) | (1ul << 40);
+			e->seq = 0;
+			pattern_fill(buf, e->len, key_of(e->id, e->seq));
+			e->handle = zs_malloc_write(pool, buf, e->len);
+			if (!e->handle)
+				report("zs_malloc_write failed", 0, e->len);
+		} else if (!e->handle) {
 			e->len = random_len(&s);
 			e->handle = zs_malloc(pool, e->len);
 			if (!e->handle) {
 				report("zs_malloc failed", 0, e->len);
 			} else {
+				e->id = e->handle;
 				e->seq = 0;
 				put(e);
 			}

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Pool basics: every size round-trips, straddling objects (in place and
- * through the caller's copy), the huge class, fullness transitions,
- * max_pages, argument errors, statistics dumps, and memory going back to
- * the OS.
+ * Pool basics: every size round-trips (zs_malloc + zs_obj_write, and
+ * zs_malloc_write), straddling objects (in place and through the caller's
+ * copy), the huge class, fullness transitions, max_pages, argument errors,
+ * statistics dumps, memory going back to the OS, and a growing pool's
+ * pages faulted in ahead of need.
  */
 #include <errno.h>
 #include <sched.h>
@@ -44,12 +45,22 @@ static void test_every_size(void **state)
 	unsigned long h[4097];
 
 	(void)state;
-	/* three rounds so that every class has objects at many offsets */
+	/* three rounds so that every class has objects at many offsets; the
+	 * middle one allocates and fills in one call (zs_malloc_write) */
 	for (int round = 0; round < 3; round++) {
 		for (size_t size = 1; size <= 4096; size++) {
+			uint64_t key = size * 7 + (uint64_t)round;
+			unsigned char buf[4096];
+
+			if (round == 1) {
+				pattern_fill(buf, size, key);
+				h[size] = zs_malloc_write(pool, buf, size);
+				assert_true(h[size] != 0);
+				continue;
+			}
 			h[size] = zs_malloc(pool, size);
 			assert_true(h[size] != 0);
-			write_pattern(pool, h[size], size, size * 7 + (uint64_t)round);
+			write_pattern(pool, h[size], size, key);
 		}
 		for (size_t size = 1; size <= 4096; size++)
 			check_pattern(pool, h[size], size, size * 7 + (uint64_t)round);
@@ -259,10 +270,17 @@ static void test_max_pages(void **state)
 	assert_int_equal(zs_get_total_pages(pool), before);
 	for (int i = 0; i < n; i++)
 		check_pattern(pool, h[i], 3000, (uint64_t)i);
+	unsigned char buf[3000];
+	pattern_fill(buf, sizeof(buf), 77);
+	errno = 0;
+	assert_int_equal(zs_malloc_write(pool, buf, sizeof(buf)), 0);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(zs_get_total_pages(pool), before);
 	/* freeing one makes room for one */
 	zs_free(pool, h[0]);
-	h[0] = zs_malloc(pool, 3000);
+	h[0] = zs_malloc_write(pool, buf, sizeof(buf));
 	assert_true(h[0] != 0);
+	check_pattern(pool, h[0], sizeof(buf), 77);
 	for (int i = 0; i < n; i++)
 		zs_free(pool, h[i]);
 	zs_destroy_pool(pool);
@@ -280,6 +298,15 @@ static void test_arguments(void **state)
 	assert_int_equal(errno, EINVAL);
 	errno = 0;
 	assert_int_equal(zs_malloc(pool, ZS_MAX_ALLOC_SIZE + 1), 0);
+	assert_int_equal(errno, E2BIG);
+	errno = 0;
+	assert_int_equal(zs_malloc_write(pool, NULL, 100), 0);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(zs_malloc_write(pool, buf, 0), 0);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(zs_malloc_write(pool, buf, ZS_MAX_ALLOC_SIZE + 1), 0);
 	assert_int_equal(errno, E2BIG);
 	assert_int_equal(zs_get_total_pages(pool), 0);
 	zs_free(pool, 0); /* ignored */
@@ -388,6 +415,40 @@ static void test_rss_returns(void **state)
 	zs_destroy_pool(pool);
 }
 
+/*
+ * A growing pool: the first allocation finds the arena's cache empty and
+ * wakes the worker (the signal is sent after the arena lock is dropped),
+ * which faults pages in until the cache holds 128 -- two 64-page
+ * batches, so it refills across batches after a single wake. Waits for the
+ * condition, bounded; a lost wake-up never meets it.
+ */
+static void test_prefault_refills(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("prefault");
+	struct zs_pool_stats st;
+	struct timespec t0, t1;
+	unsigned long h, ready = 0;
+
+	(void)state;
+	h = zs_malloc(pool, 4000); /* one page */
+	assert_true(h != 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		zs_pool_stats(pool, &st);
+		ready = st.pages_resident - st.pages_allocated;
+		if (ready >= 128)
+			break;
+		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	} while (t1.tv_sec - t0.tv_sec < 10);
+	if (ready < 128)
+		fail_msg("%lu pages prefaulted, 128 expected", ready);
+	zs_pool_stats(pool, &st);
+	assert_int_equal(st.pages_resident - st.pages_allocated, 128); /* and no more */
+	zs_free(pool, h);
+	zs_destroy_pool(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,7 +456,7 @@ int main(void)
 		cmocka_unit_test(test_straddle_copy), cmocka_unit_test(test_huge_class),
 		cmocka_unit_test(test_fullness),    cmocka_unit_test(test_max_pages),
 		cmocka_unit_test(test_arguments),   cmocka_unit_test(test_stats_dump),
-		cmocka_unit_test(test_rss_returns),
+		cmocka_unit_test(test_rss_returns), cmocka_unit_test(test_prefault_refills),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,8 @@
  * zs_free_deferred_flush included (obj_alloc at mem_limit, under the lock
  * of a partial write or a recompression).
  *
- *   write    compress into the thread's scratch buffer, zs_malloc and
- *            zs_obj_write the new object -- all without the slot lock --
+ *   write    compress into the thread's scratch buffer, zs_malloc_write
+ *            the new object -- all without the slot lock --
  *            then lock, swap the slot's (val, flags), unlock, and free the
  *            old object (see "free" below). Two writes of one page
  *            serialise on the swap; the page is never without valid
@@ -319,17 +319,17 @@ static void page_fill(void *page, uint64_t v)
 }
 
 /*
- * zs_malloc with mem_limit's meaning: when the pool is at its limit, first
- * finish the deferred frees of earlier discards and overwrites (every
- * thread's, queued before this call) and give back the pool's spare
- * zspages (both count against the limit), then try once more. The
- * refusal is exact: libzsmalloc reserves pages against max_pages with one
- * atomic add. Returns a handle, or 0 and *err = -ENOSPC (limit),
- * -ENOMEM.
+ * A new object holding len bytes of data (zs_malloc_write), with
+ * mem_limit's meaning: when the pool is at its limit, first finish the
+ * deferred frees of earlier discards and overwrites (every thread's, queued
+ * before this call) and give back the pool's spare zspages (both count
+ * against the limit), then try once more. The refusal is exact: libzsmalloc
+ * reserves pages against max_pages with one atomic add. Returns a handle,
+ * or 0 and *err = -ENOSPC (limit), -ENOMEM.
  */
-static unsigned long obj_alloc(struct zsram *zr, size_t len, int *err)
+static unsigned long obj_alloc(struct zsram *zr, const void *data, size_t len, int *err)
 {
-	unsigned long h = zs_malloc(zr->pool, len);
+	unsigned long h = zs_malloc_write(zr->pool, data, len);
 
 	if (h)
 		return h;
@@ -339,7 +339,7 @@ static unsigned long obj_alloc(struct zsram *zr, size_t len, int *err)
 	}
 	zs_free_deferred_flush(zr->pool);
 	zs_pool_trim(zr->pool);
-	h = zs_malloc(zr->pool, len);
+	h = zs_malloc_write(zr->pool, data, len);
 	if (!h)
 		*err = errno == ENOMEM ? -ENOSPC : -ENOMEM;
 	return h;
@@ -379,11 +379,9 @@ static int page_store(struct zsram *zr, struct codec_tls *t, const void *page,
 		len = (size_t)n;
 		nv->flags = (uint64_t)n;
 	}
-	h = obj_alloc(zr, len, &err);
+	h = obj_alloc(zr, data, len, &err);
 	if (!h)
 		return err;
-	err = zs_obj_write(zr->pool, h, data, len);
-	ZSRAM_ASSERT(err == 0);
 	nv->val = h;
 	return 0;
 }
@@ -803,11 +801,9 @@ static int recompress_locked(struct zsram *zr, struct codec_tls *t, struct zsram
 		slot_unlock(s, f | SLOT_INCOMPRESSIBLE);
 		return 0;
 	}
-	h = obj_alloc(zr, (size_t)n, &err);
+	h = obj_alloc(zr, t->cbuf, (size_t)n, &err);
 	if (!h)
 		goto fail;
-	err = zs_obj_write(zr->pool, h, t->cbuf, (size_t)n);
-	ZSRAM_ASSERT(err == 0);
 	nf = (uint64_t)n | SLOT_PRIO;
 	s->val = h;
 	slot_unlock(s, nf);

@@ -14,10 +14,11 @@
  *            entries), spares (bits 3-4: default, none, 1, 2)
  *   then     operations: an opcode byte (modulo NR_OPS) and its arguments
  *
- * Checked: zs_malloc's errors (EINVAL, E2BIG, ENOMEM only under a page
- * limit), that every handle is new, that writes of up to the object's
- * capacity succeed and one byte more fails with -EINVAL (the capacity from
- * the public class statistics), that reads return the shadow's bytes --
+ * Checked: zs_malloc's and zs_malloc_write's errors (EINVAL, E2BIG, ENOMEM
+ * only under a page limit), that every handle is new, that writes of up to
+ * the object's capacity succeed and one byte more fails with -EINVAL (the
+ * capacity from the public class statistics), that reads return the
+ * shadow's bytes -- those zs_malloc_write filled the object with, too --
  * after writes, compaction, migration (zs_defrag), trimming and deferred
  * frees of other objects, and while compaction runs under a held read --
  * and the statistics: objs_used equals the live count once deferred frees
@@ -89,6 +90,7 @@ enum op {
 	OP_BAD_READ_END,     /* bad handle or 0 */
 	OP_BAD_DEFERRED,     /* bad handle */
 	OP_MALLOC_MANY,      /* u8 count / 4 - 1, u16 size - 1 (mod 4096); each written */
+	OP_MALLOC_WRITE,     /* u16 size (as OP_MALLOC), through zs_malloc_write */
 	NR_OPS
 };
 
@@ -138,7 +140,7 @@ static const char *const op_names[NR_OPS] = {
 	"read_too_long", "free", "free_deferred", "free_many", "flush", "compact",
 	"defrag", "trim", "stats", "flush_trim_check", "read_hold", "read_two",
 	"zero", "bad_free", "bad_read", "bad_write", "bad_read_end", "bad_deferred",
-	"malloc_many",
+	"malloc_many", "malloc_write",
 };
 static unsigned char scratch[ZS_MAX_ALLOC_SIZE + 64];
 static unsigned char scratch2[ZS_MAX_ALLOC_SIZE + 64];
@@ -336,7 +338,10 @@ static void check_dump(unsigned small)
 /* ------------------------------------------------------------------ */
 /* Operations                                                          */
 
-static void do_malloc(size_t size, bool write_it)
+/* How do_malloc() fills the new object. */
+enum fill { FILL_NONE, FILL_WRITE /* zs_obj_write after */, FILL_AT_ALLOC /* zs_malloc_write */ };
+
+static void do_malloc(size_t size, enum fill fill)
 {
 	struct zs_pool_stats s0, s1;
 	unsigned long h;
@@ -345,7 +350,13 @@ static void do_malloc(size_t size, bool write_it)
 		return;
 	zs_pool_stats(st.pool, &s0);
 	errno = 0;
-	h = zs_malloc(st.pool, size);
+	if (fill == FILL_AT_ALLOC) {
+		/* keyed on the op number: the handle does not exist yet */
+		pattern(scratch, size <= ZS_MAX_ALLOC_SIZE ? size : 0, st.op_nr, 1);
+		h = zs_malloc_write(st.pool, scratch, size);
+	} else {
+		h = zs_malloc(st.pool, size);
+	}
 	if (size == 0) {
 		CHECK(h == 0 && errno == EINVAL);
 		return;
@@ -369,7 +380,11 @@ static void do_malloc(size_t size, bool write_it)
 	o->cap = capacity(size);
 	o->version = 0;
 	o->valid = 0;
-	if (write_it) {
+	if (fill == FILL_AT_ALLOC) {
+		o->version = 1;
+		memcpy(o->data, scratch, size);
+		o->valid = size;
+	} else if (fill == FILL_WRITE) {
 		o->version++;
 		pattern(o->data, size, h, o->version);
 		CHECK(zs_obj_write(st.pool, h, o->data, size) == 0);
@@ -596,12 +611,12 @@ static void run_op(struct input *in)
 
 	switch (op) {
 	case OP_MALLOC:
-		do_malloc(get16(in) % (ZS_MAX_ALLOC_SIZE + 105), false);
+		do_malloc(get16(in) % (ZS_MAX_ALLOC_SIZE + 105), FILL_NONE);
 		break;
 	case OP_MALLOC_SMALL: {
 		size_t size = get8(in) + 1; /* arguments in input order */
 
-		do_malloc(size, get8(in) & 1);
+		do_malloc(size, (get8(in) & 1) ? FILL_WRITE : FILL_NONE);
 		break;
 	}
 	case OP_MALLOC_BURST:
@@ -612,9 +627,12 @@ static void run_op(struct input *in)
 		size_t size = get16(in) % ZS_MAX_ALLOC_SIZE + 1;
 
 		for (unsigned i = 0; i < n; i++)
-			do_malloc(size, true);
+			do_malloc(size, FILL_WRITE);
 		break;
 	}
+	case OP_MALLOC_WRITE:
+		do_malloc(get16(in) % (ZS_MAX_ALLOC_SIZE + 105), FILL_AT_ALLOC);
+		break;
 	case OP_WRITE:
 		if ((o = pick(in)))
 			do_write(o, get16(in) % (o->size + 1));

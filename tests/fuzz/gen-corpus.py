@@ -15,7 +15,7 @@ import sys
  OP_READ_TOO_LONG, OP_FREE, OP_FREE_DEFERRED, OP_FREE_MANY, OP_FLUSH, OP_COMPACT,
  OP_DEFRAG, OP_TRIM, OP_STATS, OP_FLUSH_TRIM_CHECK, OP_READ_HOLD, OP_READ_TWO,
  OP_ZERO, OP_BAD_FREE, OP_BAD_READ, OP_BAD_WRITE, OP_BAD_READ_END,
- OP_BAD_DEFERRED, OP_MALLOC_MANY) = range(25)
+ OP_BAD_DEFERRED, OP_MALLOC_MANY, OP_MALLOC_WRITE) = range(26)
 
 RETURN_ERRORS = 0x10
 NO_SPARE = 0x20
@@ -37,6 +37,10 @@ def u64(v):
 
 def malloc(size):
     return bytes([OP_MALLOC]) + u16(size)
+
+
+def malloc_write(size):
+    return bytes([OP_MALLOC_WRITE]) + u16(size)
 
 
 def small(size, write=1):
@@ -66,6 +70,11 @@ def op(code, *args):
 SEEDS = {
     "malloc-sizes": cfg() + malloc(0) + malloc(1) + malloc(4096) + malloc(4097)
     + malloc(4200) + malloc(3000) + write(4, 3000) + read(4, 3000),
+    "malloc-write": cfg(chain=4) + malloc_write(0) + malloc_write(4097)
+    + malloc_write(1) + malloc_write(1500) + malloc_write(1500) + malloc_write(4096)
+    + read(2, 1500) + write(3, 700) + op(OP_COMPACT) + op(OP_DEFRAG) + read(1, 1500),
+    "malloc-write-limit": cfg(flags=LIMIT, limit=0)
+    + b"".join(malloc_write(3000) for _ in range(40)) + op(OP_STATS, 0),
     "write-read": cfg() + malloc(100) + write(0, 100) + read(0, 100) + write(0, 50)
     + read(0, 100),
     "write-cap": cfg() + malloc(100) + op(OP_WRITE_CAP, 0) + malloc(4000)
