@@ -39,6 +39,7 @@
  * It ranks above the class locks: the drainer drops it while freeing.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -78,12 +79,23 @@ struct dslot {
 	struct list_node link; /* Synchronization: deferred.lock */
 };
 
+/*
+ * The first cache line holds what zs_free_deferred's common case reads --
+ * id (slot lookup), gen, size and stop -- and nothing that changes after
+ * setup but stop (once, at the end); the lock and everything it guards
+ * start on the next line, so handoffs and drain passes do not evict it
+ * from other threads' caches.
+ */
 struct deferred {
 	struct zs_pool *pool;
 	uint64_t id;              /* immutable, unique per pool instance */
 	unsigned gen;             /* immutable: fork generation of the drainer */
 	unsigned size;            /* immutable: entries per buffer */
-	pthread_mutex_t lock;
+	bool stop;                /* written under lock with store_relaxed; owners read it
+				     unlocked with load_relaxed (then free synchronously) */
+	zs_deferred_hook hook;    /* immutable: set before first use */
+	void *hook_ctx;
+	pthread_mutex_t lock __attribute__((aligned(64)));
 	pthread_mutex_t inline_lock; /* one drain_pass at a time where no drainer runs */
 	pthread_cond_t wake;      /* the drainer waits on it */
 	pthread_cond_t done;      /* flushers wait on it */
@@ -92,16 +104,15 @@ struct deferred {
 	struct dbuf *spares;      /* Synchronization: lock */
 	unsigned nr_spares, max_spares; /* Synchronization: lock */
 	bool kicked;              /* Synchronization: lock */
-	bool stop;                /* written under lock with store_relaxed; owners read it
-				     unlocked with load_relaxed (then free synchronously) */
 	uint64_t flush_req, pass_done;  /* Synchronization: lock */
 	unsigned long retired_queued;   /* Synchronization: lock */
 	unsigned long drained, batches; /* drainer store_relaxed; stats load_relaxed */
 	unsigned long sync_frees;       /* atomic, relaxed (slow path only) */
-	zs_deferred_hook hook;    /* immutable: set before first use */
-	void *hook_ctx;
 	pthread_t thread;
 };
+_Static_assert(offsetof(struct deferred, stop) < 64 && offsetof(struct deferred, hook_ctx) < 64 &&
+		       offsetof(struct deferred, lock) == 64,
+	       "struct deferred: the fast path's fields share no line with the lock");
 
 struct tls_entry {
 	struct zs_pool *pool;
@@ -349,9 +360,10 @@ static struct deferred *deferred_get(struct zs_pool *pool)
 
 	if (d)
 		return d;
-	d = calloc(1, sizeof(*d));
+	d = aligned_alloc(64, sizeof(*d)); /* sizeof is a multiple of the alignment */
 	if (!d)
 		return NULL;
+	memset(d, 0, sizeof(*d));
 	d->pool = pool;
 	d->id = fetch_add_relaxed(&next_id, 1);
 	d->gen = fork_generation();
