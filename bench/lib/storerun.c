@@ -69,6 +69,17 @@ size_t *bench_free_plan(size_t npages, double fraction, uint64_t seed, size_t *n
 	return idx;
 }
 
+uint8_t *bench_free_map(size_t npages, const size_t *plan, size_t nfree)
+{
+	uint8_t *freed = calloc(npages ? npages : 1, 1);
+
+	if (!freed)
+		return NULL;
+	for (size_t k = 0; k < nfree; k++)
+		freed[plan[k]] = 1;
+	return freed;
+}
+
 double bench_density_held(const struct bench_mem *m)
 {
 	return m->held > 0 && m->payload >= 0 ? m->payload / m->held : 0;
@@ -268,13 +279,11 @@ static int setup(struct run *r, struct worker *w)
 
 	r->plan = bench_free_plan(npages, r->cfg->free_fraction, r->cfg->seed, &r->nfree);
 	r->live = malloc((npages ? npages : 1) * sizeof(*r->live));
-	freed = calloc(npages ? npages : 1, 1);
+	freed = r->plan ? bench_free_map(npages, r->plan, r->nfree) : NULL;
 	if (!r->plan || !r->live || !freed) {
 		free(freed);
 		return -ENOMEM;
 	}
-	for (size_t k = 0; k < r->nfree; k++)
-		freed[r->plan[k]] = 1;
 	for (size_t i = 0; i < npages; i++)
 		if (!freed[i])
 			r->live[r->nlive++] = i;

@@ -104,6 +104,8 @@ struct bench_run_cfg {
  * round(fraction * npages) of a seeded shuffle. malloc'd; NULL + errno.
  */
 size_t *bench_free_plan(size_t npages, double fraction, uint64_t seed, size_t *nfree);
+/* The first nfree indices of plan as a map by page (1: freed). malloc'd; NULL + errno. */
+uint8_t *bench_free_map(size_t npages, const size_t *plan, size_t nfree);
 
 /*
  * Runs the four phases. Returns 0 when the run reached the end (res->ok),

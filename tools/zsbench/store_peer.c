@@ -230,15 +230,8 @@ static uint8_t *raw_freed_map(const struct zsb_ctx *ctx)
 {
 	size_t n = ctx->pages.npages, nfree;
 	size_t *plan = bench_free_plan(n, ctx->opt->free_fraction, ctx->opt->seed, &nfree);
-	uint8_t *freed = calloc(n + 1, 1);
+	uint8_t *freed = plan ? bench_free_map(n, plan, nfree) : NULL;
 
-	if (!plan || !freed) {
-		free(plan);
-		free(freed);
-		return NULL;
-	}
-	for (size_t k = 0; k < nfree; k++)
-		freed[plan[k]] = 1;
 	free(plan);
 	return freed;
 }
