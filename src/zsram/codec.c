@@ -7,9 +7,10 @@
  * allocation or 16 KiB stack state). lz4 uses the one-shot extState call:
  * it picks the 16-bit table for inputs under 64 KiB, which measured ~35 %
  * faster on 4 KiB pages than LZ4_resetStream_fast() + _continue() (always
- * the 32-bit table) despite clearing the table per page. lz4, lz4hc and
- * zstd stop at 'cap', so an incompressible page is given up on as soon as
- * it shows; lzo cannot, and compresses into room for its worst case.
+ * the 32-bit table) despite clearing the table per page. lz4hc and zstd
+ * stop at 'cap', so an incompressible page is given up on as soon as it
+ * shows; lz4 (see lz4_compress) and lzo compress into room for their worst
+ * case.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +31,8 @@
 #if CODEC_DST_SIZE < ZSRAM_PAGE_SIZE + ZSRAM_PAGE_SIZE / 16 + 64 + 3
 #error "CODEC_DST_SIZE below lzo1x's worst case for a page"
 #endif
+_Static_assert(CODEC_DST_SIZE >= LZ4_COMPRESSBOUND(ZSRAM_PAGE_SIZE),
+	       "CODEC_DST_SIZE below lz4's worst case for a page");
 
 /* ------------------------------------------------------------------ */
 /* lz4: level = acceleration factor                                    */
@@ -45,11 +48,20 @@ static void lz4_destroy(void *state)
 	LZ4_freeStream(state);
 }
 
+/*
+ * Compresses into the whole destination, not into cap: with room for the
+ * worst case, lz4 takes its unchecked output path -- 3.3 % fewer
+ * instructions (callgrind) and ~2 % less time on pages that compress, all
+ * but a few. Giving up at cap would gain only on incompressible pages
+ * (~9 % of their time), which lz4 skips through several times faster
+ * anyway.
+ */
 static int lz4_compress(void *state, int level, const void *src, void *dst, size_t cap)
 {
-	int n = LZ4_compress_fast_extState(state, src, dst, ZSRAM_PAGE_SIZE, (int)cap, level);
+	int n = LZ4_compress_fast_extState(state, src, dst, ZSRAM_PAGE_SIZE, CODEC_DST_SIZE,
+					   level);
 
-	return n > 0 ? n : 0; /* 0: does not fit in cap */
+	return n > 0 && (size_t)n <= cap ? n : 0; /* 0: does not fit in cap */
 }
 
 static int lz4_decompress(void *state, const void *src, size_t len, void *dst)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <lz4.h>
 #include <zstd.h>
 
 #include "zsmalloc.h"
@@ -753,6 +754,57 @@ static void fill_discard_all(struct zsram *zr, uint64_t n, struct zs_pool_stats 
 	assert_int_equal(ps->objs_used, 0);
 }
 
+/*
+ * A page of 'len' random bytes, then zeros, that lz4 compresses to exactly
+ * 'target' bytes; false when no prefix length gives it.
+ */
+static bool fill_lz4_exact(unsigned char *page, size_t target)
+{
+	static unsigned char cbuf[2 * PAGE];
+
+	for (size_t len = target / 2; len < PAGE; len++) {
+		zt_fill(page, len, ZT_RANDOM, 7);
+		memset(page + len, 0, PAGE - len);
+		int n = LZ4_compress_default((const char *)page, (char *)cbuf, PAGE,
+					     (int)sizeof(cbuf));
+		if (n == (int)target)
+			return true;
+		if (n > (int)target)
+			break;
+	}
+	return false;
+}
+
+/*
+ * The huge threshold to the byte: a page lz4 compresses to
+ * zs_huge_class_size() - 1 bytes is stored compressed, one that compresses
+ * to zs_huge_class_size() is stored raw (lz4 compresses into room for its
+ * worst case and the length is checked afterwards).
+ */
+static void test_huge_boundary(void **state)
+{
+	struct zsram *zr = make(8, "lz4", 0, 0);
+	size_t hs = zs_huge_class_size(zsram_pool(zr));
+	unsigned char below[PAGE], at[PAGE];
+	struct zsram_mm_stat st;
+
+	(void)state;
+	assert_true(fill_lz4_exact(below, hs - 1));
+	assert_true(fill_lz4_exact(at, hs));
+	assert_int_equal(zsram_write_page(zr, 0, below), 0);
+	zsram_mm_stat(zr, &st);
+	assert_int_equal(st.huge_pages, 0);
+	assert_int_equal(st.compr_data_size, hs - 1);
+	assert_int_equal(zsram_write_page(zr, 1, at), 0);
+	zsram_mm_stat(zr, &st);
+	assert_int_equal(st.huge_pages, 1);
+	assert_int_equal(st.compr_data_size, hs - 1 + PAGE);
+	read_expect(zr, 0, below);
+	read_expect(zr, 1, at);
+	check_valid(zr);
+	zsram_destroy(zr);
+}
+
 static void test_pool_config(void **state)
 {
 	struct zs_pool_config pc = {.chain_size = 4};
@@ -1058,6 +1110,7 @@ int main(void)
 		cmocka_unit_test(test_recompress),
 		cmocka_unit_test(test_thread_exit),
 		cmocka_unit_test(test_pool_config),
+		cmocka_unit_test(test_huge_boundary),
 		cmocka_unit_test(test_free_deferred_default),
 		cmocka_unit_test(test_free_sync),
 		cmocka_unit_test(test_mem_limit_overwrite),
