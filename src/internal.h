@@ -38,6 +38,22 @@
 
 #define ZS_EXPORT __attribute__((visibility("default")))
 
+/*
+ * Starts fetching p's cache line for writing (in exclusive state), so that
+ * stores to it commit without waiting for the line. An explicit prefetchw:
+ * without -mprfchw, GCC compiles __builtin_prefetch(p, 1, ...) to a read
+ * prefetch, which leaves the store to ask for ownership of the line after
+ * all. Processors without the instruction execute it as a NOP.
+ */
+static inline void prefetch_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+	__builtin_prefetch(p, 1, 3);
+#endif
+}
+
 /* ------------------------------------------------------------------ */
 /* Geometry                                                            */
 

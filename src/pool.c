@@ -270,7 +270,7 @@ static inline void obj_prefetch(struct zs_pool *pool, struct size_class *class, 
 
 	obj_location(class, obj_idx(obj), &page, &off);
 	__builtin_prefetch(&pool->arena.pdesc[obj_pfn(obj)], 0, 1);
-	__builtin_prefetch((char *)arena_page(&pool->arena, obj_pfn(obj)) + off, 1, 1);
+	prefetch_write((char *)arena_page(&pool->arena, obj_pfn(obj)) + off);
 }
 
 struct zspage *pool_free_locked(struct zs_pool *pool, struct size_class *class,
