@@ -113,6 +113,21 @@ def check_chain_size(tmp, zsram_built):
           f"--chain-size 4: zsram's huge_class_size {z and z[0]['extra'].get('huge_class_size')}")
 
 
+def check_paired_ratios(tmp, zsram_built):
+    """zsram's speed against raw: per-round ratios in the JSON and the summary."""
+    if not zsram_built:
+        return
+    out = os.path.join(tmp, "pair.json")
+    run("--size", "2M", "--stores", "zsram,raw", "--repeat", "3", "--json", out)
+    with open(out) as f:
+        doc = json.load(f)
+    r = doc.get("zsram_vs_raw", {})
+    for ph in ("store", "load"):
+        check(0.01 < r.get(ph, 0) < 100, f"zsram_vs_raw.{ph}: {r.get(ph)}")
+    want = f"stores at {r.get('store', 0):.2f}x and loads at {r.get('load', 0):.2f}x"
+    check(want in doc["summary"], f"summary {doc['summary']!r} does not say {want!r}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="zsbench-smoke-")
     out = os.path.join(tmp, "out.json")
@@ -151,6 +166,7 @@ def main():
     check_classes(tmp, zsram_built)
     check_ablate(tmp, zsram_built)
     check_chain_size(tmp, zsram_built)
+    check_paired_ratios(tmp, zsram_built)
     p = run("--input", "/nonexistent-zsbench", expect_rc=1)
     check(p.stderr.count("\n") == 2 and "/nonexistent-zsbench" in p.stderr,
           f"unreadable input: {p.stderr!r}")

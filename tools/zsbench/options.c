@@ -234,7 +234,7 @@ static int parse_number(struct zsb_options *opt, int c, const char *arg)
 		opt->seed = u;
 		break;
 	case O_REPEAT:
-		bad = parse_uint(arg, 1000, &u) || !u;
+		bad = parse_uint(arg, ZSB_MAX_REPEAT, &u) || !u;
 		opt->repeat = (unsigned)u;
 		break;
 	default:

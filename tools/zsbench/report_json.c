@@ -177,6 +177,13 @@ int zsb_write_json(const struct zsb_ctx *ctx, const char *path)
 			bench_json_object_end(&j);
 		}
 	bench_json_array_end(&j);
+	if (ctx->ran[ST_ZSRAM] && ctx->ran[ST_RAW]) {
+		/* paired per-round ratios, as the summary line gives them */
+		bench_json_object_begin(&j, "zsram_vs_raw");
+		bench_json_number(&j, "store", zsb_paired_ratio(ctx, ST_RAW, BENCH_FILL));
+		bench_json_number(&j, "load", zsb_paired_ratio(ctx, ST_RAW, BENCH_LOAD));
+		bench_json_object_end(&j);
+	}
 	bench_json_string(&j, "summary", ctx->summary);
 	bench_json_object_end(&j);
 	err = bench_json_finish(&j);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "timing.h"
 #include "zsbench.h"
 
 static const char *const compact_word[ST_NSTORES] = {
@@ -152,6 +153,22 @@ static void append_peers(struct zsb_ctx *ctx, char *buf, size_t len, double *bes
 	}
 }
 
+/* See zsbench.h. */
+double zsb_paired_ratio(const struct zsb_ctx *ctx, enum zsb_store peer, int phase)
+{
+	static double v[ZSB_MAX_REPEAT];
+	size_t n = 0;
+
+	for (unsigned r = 0; r < ctx->opt->repeat; r++) {
+		const struct bench_result *a = &ctx->results[ST_ZSRAM][r],
+					  *b = &ctx->results[peer][r];
+
+		if (a->ok && b->ok && b->op[phase].mbps > 0)
+			v[n++] = a->op[phase].mbps / b->op[phase].mbps;
+	}
+	return n ? bench_median(v, n) : 0;
+}
+
 void zsb_summarize(struct zsb_ctx *ctx)
 {
 	const struct bench_result *z = &ctx->median[ST_ZSRAM], *k = &ctx->median[ST_KZRAM],
@@ -189,9 +206,9 @@ void zsb_summarize(struct zsb_ctx *ctx)
 			 bench_density_held(&k->mem[BENCH_AFTER_COMPACT]));
 	used = strlen(out);
 	if (ctx->ran[ST_RAW] && raw->ok && raw->op[BENCH_FILL].mbps > 0)
-		snprintf(out + used, len - used, "; it stores at %.2fx and loads at %.2fx %s speed",
-			 z->op[BENCH_FILL].mbps / raw->op[BENCH_FILL].mbps,
-			 z->op[BENCH_LOAD].mbps / raw->op[BENCH_LOAD].mbps, raw->name);
+		snprintf(out + used, len - used, "; it stores at %.2fx and loads at %.2fx %s speed%s",
+			 zsb_paired_ratio(ctx, ST_RAW, BENCH_FILL), zsb_paired_ratio(ctx, ST_RAW, BENCH_LOAD),
+			 raw->name, ctx->opt->repeat > 1 ? " (median of the runs' ratios)" : "");
 	used = strlen(out);
 	snprintf(out + used, len - used, ".");
 }

@@ -11,7 +11,6 @@
 #include "timing.h"
 #include "zsbench.h"
 
-#define MAX_REPEAT 1000
 
 static int run_store(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res)
 {
@@ -90,7 +89,7 @@ static void run_all(struct zsb_ctx *ctx)
 /* The median over runs of the double at byte offset 'off' of each result. */
 static double median_at(const struct bench_result *rs, unsigned n, size_t off)
 {
-	static double v[MAX_REPEAT];
+	static double v[ZSB_MAX_REPEAT];
 	unsigned k = 0;
 
 	for (unsigned i = 0; i < n; i++)

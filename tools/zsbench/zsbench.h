@@ -20,6 +20,8 @@
 #include "storerun.h"
 
 #define ZSBENCH_VERSION "0.1.0"
+/* Most --repeat rounds. */
+#define ZSB_MAX_REPEAT 1000
 
 enum zsb_command { CMD_BENCH, CMD_CLASSES, CMD_HIST, CMD_ABLATE };
 
@@ -140,6 +142,14 @@ int zsb_ablate(struct zsb_ctx *ctx);
 void zsb_print_corpus(const struct zsb_ctx *ctx);
 void zsb_print_table(struct zsb_ctx *ctx);
 void zsb_summarize(struct zsb_ctx *ctx);
+/*
+ * zsram's speed over a peer's in one phase (BENCH_FILL, BENCH_LOAD): the
+ * median of the runs' ratios, run k of zsram over run k of the peer. The
+ * stores take turns within each --repeat round, so a pair ran seconds
+ * apart and a machine that drifts between rounds moves both sides of it;
+ * the ratio of the two medians would mix rounds. 0 when no round has both.
+ */
+double zsb_paired_ratio(const struct zsb_ctx *ctx, enum zsb_store peer, int phase);
 void zsb_fmt_mib(char *buf, size_t len, double bytes);
 
 /* report_json.c */
