@@ -68,7 +68,7 @@ def check_classes(tmp, zsram_built):
 
 
 ABLATE_VARIANTS = ("baseline (chain 8)", "sync free", "pool-lock free", "chain 4", "chain 16",
-                   "no compaction")
+                   "no compaction", "huge pages")
 
 
 def check_ablate(tmp, zsram_built):
