@@ -110,6 +110,8 @@ struct zs_pool_stats {
 	                                   pages_allocated; zs_pool_trim/zs_compact free them) */
 	unsigned long psi_trigger;      /* 1 when ZS_POOL_PSI_COMPACT got its memory-pressure
 	                                   trigger (/proc/pressure/memory), else 0 */
+	unsigned long pages_prefaulted; /* fresh pages the arena's worker faulted in ahead
+	                                   of a growing pool, so far */
 };
 
 /* Per-class figures; the columns of the kernel's debugfs "classes" file. */

@@ -27,7 +27,9 @@
  * beyond what zspages hold, as before. With ZS_POOL_HUGEPAGES the
  * chunks are backed by transparent huge pages and single pages are not
  * madvised (that would split the huge page): whole chunks are released,
- * and zs_defrag() is what empties sparsely used ones.
+ * and zs_defrag() is what empties sparsely used ones. The worker prefaults
+ * there too: its first touch of a chunk faults the whole huge page in
+ * (about 90 us), which a writer would otherwise wait for.
  *
  * Allocation takes the lowest free pages, preferring a contiguous run so
  * that objects straddling two pages can be read in place.
@@ -346,7 +348,7 @@ int arena_alloc_pages(struct arena *a, unsigned n, uint32_t *pfns)
 	}
 	if (!err)
 		store_relaxed(&a->pages_used, a->pages_used + n);
-	if (!err && !a->hugepages && a->cache_nr < ARENA_PREFAULT_LOW && !a->prefault_wanted)
+	if (!err && a->cache_nr < ARENA_PREFAULT_LOW && !a->prefault_wanted)
 		a->prefault_wanted = wake = worker_start_locked(a);
 	pthread_mutex_unlock(&a->lock);
 	/* after the unlock: the worker reads prefault_wanted under the lock
@@ -531,6 +533,7 @@ static void prefault_batch_locked(struct arena *a)
 	for (unsigned i = keep; i-- > 0;)
 		cache_push_locked(a, batch[i]);
 	a->transit -= keep;
+	store_relaxed(&a->pages_prefaulted, a->pages_prefaulted + keep);
 	if (!a->transit)
 		pthread_cond_broadcast(&a->idle);
 	if (keep < n) {

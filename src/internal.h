@@ -368,6 +368,7 @@ struct arena {
 	unsigned long pages_used;       /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_mapped;    /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_released;  /* Synchronization: lock; relaxed reads by stats */
+	unsigned long pages_prefaulted; /* Synchronization: lock; relaxed reads by stats */
 	bool hugepages;             /* immutable */
 	pthread_mutex_t lock;
 };

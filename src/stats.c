@@ -67,6 +67,7 @@ ZS_EXPORT void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 	st->pages_resident = arena_resident_pages(&pool->arena);
 	st->chunks_committed = load_relaxed(&pool->arena.chunks_mapped);
 	st->chunks_released = load_relaxed(&pool->arena.chunks_released);
+	st->pages_prefaulted = load_relaxed(&pool->arena.pages_prefaulted);
 	st->metadata_bytes = sizeof(*pool) + pool->nr_classes * sizeof(struct size_class) +
 			     arena_metadata_bytes(&pool->arena) +
 			     handle_table_bytes(&pool->handles) + load_relaxed(&pool->zspage_bytes);
