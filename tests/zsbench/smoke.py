@@ -29,6 +29,14 @@ def run(*args, expect_rc=0):
     return p
 
 
+def run_json(tmp, name, *args):
+    """Runs zsbench with --json into tmp/name; returns (the process, the document)."""
+    out = os.path.join(tmp, name)
+    p = run(*args, "--json", out)
+    with open(out) as f:
+        return p, json.load(f)
+
+
 def in_unit(x):
     return isinstance(x, (int, float)) and 0 < x <= 1
 
@@ -53,11 +61,8 @@ def check_store(s):
 
 def check_classes(tmp, zsram_built):
     """classes: zsram's own pool, with --chain-size applied to it."""
-    out = os.path.join(tmp, "classes.json")
-    p = run("classes", "--size", "2M", "--chain-size", "4", "--json", out)
+    p, doc = run_json(tmp, "classes.json", "classes", "--size", "2M", "--chain-size", "4")
     check("class" in p.stdout and "chain size 4" in p.stdout, "classes prints no table")
-    with open(out) as f:
-        doc = json.load(f)
     if zsram_built:
         check(doc.get("pool") == "zsram", f"classes: pool {doc.get('pool')!r}, not zsram's")
         check("zsram's pool" in p.stdout, "classes does not say it is zsram's pool")
@@ -73,16 +78,13 @@ ABLATE_VARIANTS = ("baseline (chain 8)", "sync free", "pool-lock free", "chain 4
 
 def check_ablate(tmp, zsram_built):
     """--ablate runs zsram's variants; the table and the JSON name them."""
-    out = os.path.join(tmp, "ablate.json")
-    p = run("--ablate", "--size", "2M", "--threads", "2", "--json", out)
+    p, doc = run_json(tmp, "ablate.json", "--ablate", "--size", "2M", "--threads", "2")
     check("variant" in p.stdout, "--ablate prints no table")
     rows = [line for line in p.stdout.splitlines() if line.rstrip().endswith("yes")]
     for v in ABLATE_VARIANTS:
         check(any(line.startswith(v) for line in rows), f"--ablate: no verified row {v!r}")
     check(not any(line.startswith("deferred free") for line in rows),
           "--ablate still has a 'deferred free' variant (deferred is zsram's baseline)")
-    with open(out) as f:
-        doc = json.load(f)
     names = [v["name"] for v in doc["variants"]]
     check(names == list(ABLATE_VARIANTS), f"--ablate variants: {names}")
     kinds = {v["kind"] for v in doc["variants"]}
@@ -104,10 +106,7 @@ def check_chain_size(tmp, zsram_built):
     """--chain-size reaches zsram's pool in the main run."""
     if not zsram_built:
         return
-    out = os.path.join(tmp, "chain.json")
-    run("--size", "2M", "--stores", "zsram", "--chain-size", "4", "--json", out)
-    with open(out) as f:
-        doc = json.load(f)
+    _, doc = run_json(tmp, "chain.json", "--size", "2M", "--stores", "zsram", "--chain-size", "4")
     z = [s for s in doc["stores"] if s["kind"] == "zsram"]
     check(len(z) == 1 and z[0]["extra"].get("huge_class_size") == 3257,
           f"--chain-size 4: zsram's huge_class_size {z and z[0]['extra'].get('huge_class_size')}")
@@ -117,10 +116,7 @@ def check_paired_ratios(tmp, zsram_built):
     """zsram's speed against raw: per-round ratios in the JSON and the summary."""
     if not zsram_built:
         return
-    out = os.path.join(tmp, "pair.json")
-    run("--size", "2M", "--stores", "zsram,raw", "--repeat", "3", "--json", out)
-    with open(out) as f:
-        doc = json.load(f)
+    _, doc = run_json(tmp, "pair.json", "--size", "2M", "--stores", "zsram,raw", "--repeat", "3")
     r = doc.get("zsram_vs_raw", {})
     for ph in ("store", "load"):
         check(0.01 < r.get(ph, 0) < 100, f"zsram_vs_raw.{ph}: {r.get(ph)}")
