@@ -262,7 +262,10 @@ ZS_EXPORT unsigned long zs_malloc_write(struct zs_pool *pool, const void *src, s
 /*
  * The free path misses on the page descriptor, the zspage and the object's
  * header; the last is reachable from obj alone, so start both misses
- * before the lock rather than one after the other under it.
+ * before the lock rather than one after the other under it. obj was read
+ * without the lock and may be stale by then (compaction moved the object):
+ * a prefetch of the old place only wastes a fetch -- prefetches never
+ * fault, and every pfn lies in the arena's reservation.
  */
 static inline void obj_prefetch(struct zs_pool *pool, struct size_class *class, uint64_t obj)
 {

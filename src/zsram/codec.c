@@ -58,8 +58,7 @@ static void lz4_destroy(void *state)
  */
 static int lz4_compress(void *state, int level, const void *src, void *dst, size_t cap)
 {
-	int n = LZ4_compress_fast_extState(state, src, dst, ZSRAM_PAGE_SIZE, CODEC_DST_SIZE,
-					   level);
+	int n = LZ4_compress_fast_extState(state, src, dst, ZSRAM_PAGE_SIZE, CODEC_DST_SIZE, level);
 
 	return n > 0 && (size_t)n <= cap ? n : 0; /* 0: does not fit in cap */
 }

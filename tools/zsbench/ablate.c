@@ -109,9 +109,8 @@ static void print_row(const struct bench_result *r)
 	}
 	printf("%-20s %6.3f %6.3f %6.3f %6.3f  %6.0f %6.1f  %6.0f %6.2f %6.1f  %6.0f %6.1f  %s\n",
 	       r->name, bench_density_held(&r->mem[0]), bench_density_held(&r->mem[1]),
-	       bench_density_held(&r->mem[2]), bench_density_rss(&r->mem[2]), st->mbps,
-	       st->p99_us, fr->mbps, fr->p50_us, fr->p99_us, ld->mbps, ld->p99_us,
-	       r->verified ? "yes" : "NO");
+	       bench_density_held(&r->mem[2]), bench_density_rss(&r->mem[2]), st->mbps, st->p99_us,
+	       fr->mbps, fr->p50_us, fr->p99_us, ld->mbps, ld->p99_us, r->verified ? "yes" : "NO");
 }
 
 static int write_json(struct zsb_ctx *ctx, const struct bench_result *med, size_t n,
@@ -156,9 +155,9 @@ static void report(struct zsb_ctx *ctx, const struct bench_result *med, size_t n
 		titles[i] = med[i].name;
 	}
 	printf("\n%s, %u thread%s; deferred free unless \"sync\"/\"pool-lock free\"; "
-	       "density = data / pool pages (zram's mm_stat), RSS: after compaction, data / growth of "
-	       "RssAnon; free MB/s counts freed page bytes "
-	       "over the time in discard (+ the flush of deferred frees).\n",
+	       "density = data / pool pages (zram's mm_stat), RSS: after compaction, data / "
+	       "growth of RssAnon; free MB/s counts freed page bytes over the time in discard "
+	       "(+ the flush of deferred frees).\n",
 	       zsb_zsram_store()->name, threads, threads == 1 ? "" : "s");
 	if (ctx->opt->json_path)
 		write_json(ctx, med, n, threads);

@@ -206,9 +206,11 @@ void zsb_summarize(struct zsb_ctx *ctx)
 			 bench_density_held(&k->mem[BENCH_AFTER_COMPACT]));
 	used = strlen(out);
 	if (ctx->ran[ST_RAW] && raw->ok && raw->op[BENCH_FILL].mbps > 0)
-		snprintf(out + used, len - used, "; it stores at %.2fx and loads at %.2fx %s speed%s",
-			 zsb_paired_ratio(ctx, ST_RAW, BENCH_FILL), zsb_paired_ratio(ctx, ST_RAW, BENCH_LOAD),
-			 raw->name, ctx->opt->repeat > 1 ? " (median of the runs' ratios)" : "");
+		snprintf(out + used, len - used,
+			 "; it stores at %.2fx and loads at %.2fx %s speed%s",
+			 zsb_paired_ratio(ctx, ST_RAW, BENCH_FILL),
+			 zsb_paired_ratio(ctx, ST_RAW, BENCH_LOAD), raw->name,
+			 ctx->opt->repeat > 1 ? " (median of the runs' ratios)" : "");
 	used = strlen(out);
 	snprintf(out + used, len - used, ".");
 }

@@ -11,7 +11,6 @@
 #include "timing.h"
 #include "zsbench.h"
 
-
 static int run_store(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res)
 {
 	switch (s) {
