@@ -17,7 +17,11 @@
  * operation latencies and the slowest thread counts; the program's own work
  * (sampling memory, checking data, progress) happens between operations and
  * is not counted. Memory is read after each phase and ~100 times in each
- * phase for the timeline.
+ * phase for the timeline. Each phase also records its wall time and the
+ * CPU time of the whole process during it (CLOCK_PROCESS_CPUTIME_ID: every
+ * thread, the store's background threads included, user and kernel time),
+ * so that a store whose one writer is helped by a thread of its own on
+ * another CPU shows it (cpus > 1).
  *
  * The result is a flat struct so it can travel over a pipe from a child.
  */
@@ -49,7 +53,10 @@ struct bench_sample {
 struct bench_op_stats {
 	uint64_t ops, bytes; /* bytes: uncompressed page bytes */
 	uint64_t busy_ns;    /* slowest thread's summed operation latencies */
+	uint64_t wall_ns;    /* the phase's start to its last thread's end */
+	uint64_t cpu_ns;     /* CPU time the process used meanwhile (0: unknown) */
 	double mbps;	     /* bytes / busy_ns, 10^6 bytes per second */
+	double cpus;	     /* cpu_ns / wall_ns: CPUs kept busy (0: unknown) */
 	double p50_us, p99_us;
 };
 

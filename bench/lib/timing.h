@@ -22,6 +22,21 @@ static inline uint64_t bench_now_ns(void)
 }
 
 /*
+ * CPU time in nanoseconds that the whole process (every thread, background
+ * ones included, user and kernel time), or the calling thread, has used.
+ */
+static inline uint64_t bench_cpu_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	if (clock_gettime(clock, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+#define bench_process_cpu_ns() bench_cpu_ns(CLOCK_PROCESS_CPUTIME_ID)
+#define bench_thread_cpu_ns()  bench_cpu_ns(CLOCK_THREAD_CPUTIME_ID)
+
+/*
  * Percentiles (0..100, nearest-rank) of n latency samples in ns. Sorts
  * 'samples' in place. pct and out have npct entries. Returns 0, or -EINVAL
  * when n is 0 (out is then set to 0).

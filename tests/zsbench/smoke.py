@@ -51,6 +51,11 @@ def check_store(s):
     check(s.get("mismatches") == 0, f"{name}: {s.get('mismatches')} mismatches")
     check(s["store"]["mb_s"] > 0 and s["load"]["mb_s"] > 0, f"{name}: no throughput")
     check(s["store"]["p50_us"] <= s["store"]["p99_us"], f"{name}: p50 > p99")
+    for ph in ("store", "load"):
+        op = s[ph]
+        check(op.get("wall_ns", 0) > 0 and op.get("cpu_ns", 0) > 0,
+              f"{name}: {ph} has no wall or CPU time: {op}")
+        check(0 < op.get("cpus", 0) < 64, f"{name}: {ph} cpus = {op.get('cpus')}")
     if s["kind"] == "raw":
         return
     d = s.get("density") or {}
@@ -124,6 +129,29 @@ def check_paired_ratios(tmp, zsram_built):
     check(want in doc["summary"], f"summary {doc['summary']!r} does not say {want!r}")
 
 
+def check_scaling(tmp, zsram_built):
+    """zsbench scaling: 1 and N threads per round, paired ratios, CPUs."""
+    stores = "zsram,raw" if zsram_built else "raw"
+    p, doc = run_json(tmp, "scaling.json", "scaling", "--size", "2M", "--stores", stores,
+                      "--repeat", "3", "--threads", "2")
+    check("xN/1" in p.stdout and "1 and 2 threads" in p.stdout, "scaling prints no table")
+    check(doc.get("tool") == "zsbench scaling" and doc.get("threads") == 2
+          and doc.get("runs") == 3, f"scaling: header {doc.get('tool')} {doc.get('threads')}")
+    kinds = [s["kind"] for s in doc.get("stores", [])]
+    check(kinds == stores.split(","), f"scaling: stores {kinds}")
+    for s in doc.get("stores", []):
+        check(s["ok"] is True and s["verified"] is True, f"scaling {s['kind']}: not verified")
+        for ph in ("store", "load"):
+            r = s[ph]
+            check(r["one"]["mb_s"] > 0 and r["n"]["mb_s"] > 0, f"scaling {s['kind']}: {r}")
+            check(0.05 < r["ratio"] < 20, f"scaling {s['kind']} {ph}: ratio {r['ratio']}")
+            check(r["one"]["cpus"] > 0 and r["n"]["cpus"] > 0, f"scaling {s['kind']}: {r}")
+            if s["kind"] == "raw":  # one thread of its own, nothing in the background
+                check(r["one"]["cpus"] <= 1.05, f"raw at 1 thread used {r['one']['cpus']} CPUs")
+    p = run("scaling", "--size", "1M", "--threads", "1", expect_rc=2)
+    check("2 or more" in p.stderr, f"scaling --threads 1: {p.stderr!r}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="zsbench-smoke-")
     out = os.path.join(tmp, "out.json")
@@ -163,6 +191,7 @@ def main():
     check_ablate(tmp, zsram_built)
     check_chain_size(tmp, zsram_built)
     check_paired_ratios(tmp, zsram_built)
+    check_scaling(tmp, zsram_built)
     p = run("--input", "/nonexistent-zsbench", expect_rc=1)
     check(p.stderr.count("\n") == 2 and "/nonexistent-zsbench" in p.stderr,
           f"unreadable input: {p.stderr!r}")

@@ -157,6 +157,8 @@ static int dispatch(struct zsb_ctx *ctx)
 		return zsb_hist(ctx);
 	case CMD_ABLATE:
 		return zsb_ablate(ctx);
+	case CMD_SCALING:
+		return zsb_scaling(ctx);
 	case CMD_BENCH:
 		break;
 	}

@@ -40,6 +40,7 @@ void zsb_usage(FILE *out)
 		"       zsbench classes [OPTIONS]         per-class table of zsram's pool, filled\n"
 		"       zsbench hist [OPTIONS]            compressed-size histogram of the corpus\n"
 		"       zsbench --ablate [OPTIONS]        the allocator's improvements, in zsram\n"
+		"       zsbench scaling [OPTIONS]         1 thread against --threads N, paired\n"
 		"\n"
 		"Stores the pages in zsram, frees a random part, compacts, reads everything back\n"
 		"and verifies it; does the same with glibc malloc, jemalloc, mimalloc (each in a\n"
@@ -54,13 +55,15 @@ void zsb_usage(FILE *out)
 		"                         is read (default 1G); suffixes K, M, G\n"
 		"  --algorithm NAME       %s (default lz4)\n"
 		"  --level N              codec level (0 = the codec's default)\n"
-		"  --threads N            threads storing and loading (default 1; ablate: CPUs)\n"
+		"  --threads N            threads storing and loading (default 1; ablate,\n"
+		"                         scaling: CPUs, scaling at least 2)\n"
 		"  --free-fraction F      part of the pages freed (default 0.5)\n"
 		"  --chain-size N         zspage chain of zsram's pool (1..16; default 8)\n"
 		"  --seed N               corpus and free-order seed (default 1)\n"
 		"  --repeat N             run N times, report medians (default 1)\n"
 		"  --stores LIST          of zsram,glibc,jemalloc,mimalloc,kzram,raw (default "
-		"all)\n"
+		"all;\n"
+		"                         scaling: zsram,kzram,raw)\n"
 		"  --json FILE            write the results as JSON\n"
 		"  --plot FILE.png        plot memory held over the run (needs gnuplot)\n"
 		"  --ablate               run the ablation instead\n"
@@ -305,12 +308,18 @@ int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 			opt->command = CMD_HIST;
 		else if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "ablate"))
 			opt->command = CMD_ABLATE;
+		else if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "scaling"))
+			opt->command = CMD_SCALING;
 		else if (opt->ninputs) /* --input PATH... takes the paths that follow */
 			add_input(opt, argv[i]);
 		else {
 			zsb_error("unexpected argument '%s' (paths go after --input)", argv[i]);
 			return -1;
 		}
+	}
+	if (opt->command == CMD_SCALING && opt->threads_set && opt->threads < 2) {
+		zsb_error("scaling compares one thread with more: --threads must be 2 or more");
+		return -1;
 	}
 	if (opt->ninputs && opt->pid) {
 		zsb_error("--input and --pid exclude each other");

@@ -40,7 +40,11 @@ void zsb_print_corpus(const struct zsb_ctx *ctx)
 		       100.0 * (double)h->zero / n, 100.0 * (double)h->same / n,
 		       100.0 * (double)h->huge / n, med - BENCH_HIST_BIN, med - 1);
 	}
-	if (ctx->opt->command == CMD_BENCH || ctx->opt->command == CMD_ABLATE)
+	if (ctx->opt->command == CMD_SCALING)
+		printf("1 and %u threads, %.0f%% freed, %u round%s%s\n", ctx->opt->threads,
+		       ctx->opt->free_fraction * 100, ctx->opt->repeat,
+		       ctx->opt->repeat == 1 ? "" : "s", ctx->opt->repeat > 1 ? " (medians)" : "");
+	else if (ctx->opt->command == CMD_BENCH || ctx->opt->command == CMD_ABLATE)
 		printf("%u thread%s, %.0f%% freed, %u run%s%s\n", ctx->opt->threads,
 		       ctx->opt->threads == 1 ? "" : "s", ctx->opt->free_fraction * 100,
 		       ctx->opt->repeat, ctx->opt->repeat == 1 ? "" : "s",

@@ -11,7 +11,7 @@
 #include "timing.h"
 #include "zsbench.h"
 
-static int run_store(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res)
+static int run_one(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res)
 {
 	switch (s) {
 	case ST_ZSRAM:
@@ -48,6 +48,17 @@ static void report_problem(struct zsb_ctx *ctx, enum zsb_store s, int err,
 	}
 }
 
+int zsb_run_store(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res)
+{
+	int err = run_one(ctx, s, res);
+
+	if (err || !res->ok || !res->verified)
+		report_problem(ctx, s, err, res);
+	if (!ctx->skipped[s])
+		ctx->ran[s] = 1;
+	return err;
+}
+
 static unsigned count_steps(const struct zsb_options *opt)
 {
 	unsigned n = 0;
@@ -63,9 +74,7 @@ static void run_all(struct zsb_ctx *ctx)
 
 	for (unsigned rep = 0; rep < opt->repeat; rep++) {
 		for (int s = 0; s < ST_NSTORES; s++) {
-			struct bench_result *res = &ctx->results[s][rep];
 			char label[64];
-			int err;
 
 			if (!(opt->stores & (1u << s)) || ctx->skipped[s])
 				continue;
@@ -75,11 +84,7 @@ static void run_all(struct zsb_ctx *ctx)
 			else
 				snprintf(label, sizeof(label), "%s", zsb_store_name(s));
 			bench_bar_step(&ctx->bar, label);
-			err = run_store(ctx, (enum zsb_store)s, res);
-			if (err || !res->ok || !res->verified)
-				report_problem(ctx, (enum zsb_store)s, err, res);
-			if (!ctx->skipped[s])
-				ctx->ran[s] = 1;
+			zsb_run_store(ctx, (enum zsb_store)s, &ctx->results[s][rep]);
 		}
 	}
 	bench_bar_clear(&ctx->bar);
@@ -123,6 +128,7 @@ void zsb_median_result(const struct bench_result *rs, unsigned n, struct bench_r
 		out->op[ph].mbps = median_at(rs, n, OFF(*out, op[ph].mbps));
 		out->op[ph].p50_us = median_at(rs, n, OFF(*out, op[ph].p50_us));
 		out->op[ph].p99_us = median_at(rs, n, OFF(*out, op[ph].p99_us));
+		out->op[ph].cpus = median_at(rs, n, OFF(*out, op[ph].cpus));
 	}
 }
 

@@ -119,10 +119,17 @@ struct raw_worker {
 	const uint8_t *freed; /* by page: 1 when the free plan discards it */
 	uint32_t *lat[2];     /* compress latencies (ns) by page, decompress by page */
 	uint64_t busy[2];
+	uint64_t wall[2], cpu[2]; /* of each loop (thread CPU time) */
 	size_t loaded;	      /* pages decompressed */
 	uint64_t mismatches;
 	int err;
 };
+
+static void loop_times(struct raw_worker *w, int k, uint64_t t0, uint64_t c0)
+{
+	w->wall[k] = bench_now_ns() - t0;
+	w->cpu[k] = bench_thread_cpu_ns() - c0;
+}
 
 static void *raw_worker_main(void *wp)
 {
@@ -134,10 +141,13 @@ static void *raw_worker_main(void *wp)
 	uint32_t *len = malloc(n * sizeof(*len) + 1);
 	uint8_t *page = aligned_alloc(4096, 4096);
 	size_t at = 0;
+	uint64_t loop_t0, loop_c0;
 
 	w->err = c && packed && len && page ? 0 : -ENOMEM;
 	if (!w->err)
 		memset(packed, 0, n * BENCH_PAGE_SIZE); /* fault in what typically fills */
+	loop_t0 = bench_now_ns();
+	loop_c0 = bench_thread_cpu_ns();
 	for (size_t i = w->begin; i < w->end && !w->err; i++) {
 		const uint8_t *src = bench_page(&w->ctx->pages, i);
 		uint64_t t0 = bench_now_ns(), t1;
@@ -155,7 +165,10 @@ static void *raw_worker_main(void *wp)
 		if ((i - w->begin) % 512 == 511)
 			bench_progress_add(w->ctx->bar.shared, 256);
 	}
+	loop_times(w, 0, loop_t0, loop_c0);
 	at = 0;
+	loop_t0 = bench_now_ns();
+	loop_c0 = bench_thread_cpu_ns();
 	for (size_t i = w->begin; i < w->end && !w->err; i++) {
 		size_t l = len[i - w->begin];
 		uint64_t t0, t1;
@@ -176,6 +189,7 @@ static void *raw_worker_main(void *wp)
 		w->mismatches += !w->err && memcmp(page, bench_page(&w->ctx->pages, i),
 						   BENCH_PAGE_SIZE) != 0;
 	}
+	loop_times(w, 1, loop_t0, loop_c0);
 	bench_codec_free(c);
 	free(packed);
 	free(len);
@@ -215,6 +229,9 @@ static int raw_pages(struct zsb_ctx *ctx, const uint8_t *freed, uint32_t **lat,
 
 			if (w[t].busy[k] > st->busy_ns)
 				st->busy_ns = w[t].busy[k];
+			if (w[t].wall[k] > st->wall_ns)
+				st->wall_ns = w[t].wall[k];
+			st->cpu_ns += w[t].cpu[k];
 		}
 		res->op[BENCH_LOAD].ops += w[t].loaded;
 		res->mismatches += w[t].mismatches;
@@ -274,6 +291,7 @@ static int raw_child(void *cp, struct bench_result *res)
 
 		st->bytes = st->ops * BENCH_PAGE_SIZE;
 		st->mbps = bench_mbps(st->bytes, st->busy_ns);
+		st->cpus = st->wall_ns ? (double)st->cpu_ns / (double)st->wall_ns : 0;
 		if (!err && !bench_percentiles(lat[k], nlat[k], pct, out, 2)) {
 			st->p50_us = out[0] / 1e3;
 			st->p99_us = out[1] / 1e3;

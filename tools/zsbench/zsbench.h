@@ -23,7 +23,7 @@
 /* Most --repeat rounds. */
 #define ZSB_MAX_REPEAT 1000
 
-enum zsb_command { CMD_BENCH, CMD_CLASSES, CMD_HIST, CMD_ABLATE };
+enum zsb_command { CMD_BENCH, CMD_CLASSES, CMD_HIST, CMD_ABLATE, CMD_SCALING };
 
 /* Stores of the main run, in table order. */
 enum zsb_store {
@@ -87,6 +87,8 @@ void zsb_bar_wait(void *bar);
 
 /* run.c */
 int zsb_bench(struct zsb_ctx *ctx);
+/* One run of store s into res; says what went wrong, marks it ran or skipped. */
+int zsb_run_store(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res);
 void zsb_median_result(const struct bench_result *rs, unsigned n, struct bench_result *out);
 
 /*
@@ -137,6 +139,9 @@ int zsb_hist(struct zsb_ctx *ctx);
 
 /* ablate.c */
 int zsb_ablate(struct zsb_ctx *ctx);
+
+/* scaling.c: zsbench scaling */
+int zsb_scaling(struct zsb_ctx *ctx);
 
 /* report_table.c */
 void zsb_print_corpus(const struct zsb_ctx *ctx);
