@@ -25,7 +25,8 @@
  * pages, and the allocator signals after dropping the lock, so the worker
  * never wakes only to wait for it. At most the cache's size is resident
  * beyond what zspages hold, as before. With ZS_POOL_HUGEPAGES the
- * chunks are backed by transparent huge pages and single pages are not
+ * chunks are backed by transparent huge pages (without it, the range is
+ * MADV_NOHUGEPAGE, whatever the system's THP setting) and single pages are not
  * madvised (that would split the huge page): whole chunks are released,
  * and zs_defrag() is what empties sparsely used ones. The worker prefaults
  * there too: its first touch of a chunk faults the whole huge page in
@@ -119,6 +120,16 @@ int arena_init(struct arena *a, size_t reserve_pages, bool hugepages)
 	a->base = vm_reserve(nr_chunks * CHUNK_BYTES, CHUNK_BYTES);
 	if (!a->base)
 		goto fail;
+	/*
+	 * Pages go back to the OS one by one: where transparent huge pages
+	 * are "always" on, a chunk faulted in as one huge page would give
+	 * nothing back for a single page (the kernel only queues the huge
+	 * page for a later split), and khugepaged would collapse sparse chunks
+	 * back into huge pages, refilling what compaction freed. The flag
+	 * stays with the chunks as vm_commit() maps them.
+	 */
+	if (!hugepages)
+		(void)madvise(a->base, nr_chunks * CHUNK_BYTES, MADV_NOHUGEPAGE);
 	/* one pdesc page (512 pointers) per chunk */
 	a->pdesc = vm_reserve(nr_chunks * ZS_CHUNK_PAGES * sizeof(*a->pdesc), ZS_PAGE_SIZE);
 	if (!a->pdesc)

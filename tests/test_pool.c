@@ -3,12 +3,14 @@
  * Pool basics: every size round-trips (zs_malloc + zs_obj_write, and
  * zs_malloc_write), straddling objects (in place and through the caller's
  * copy), the huge class, fullness transitions, max_pages, argument errors,
- * statistics dumps, memory going back to the OS, and a growing pool's
- * pages faulted in ahead of need.
+ * statistics dumps, memory going back to the OS, a growing pool's pages
+ * faulted in ahead of need, and the arena's transparent-huge-page policy.
  */
 #include <errno.h>
 #include <sched.h>
 #include <time.h>
+#include <string.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -416,13 +418,6 @@ static void test_rss_returns(void **state)
 }
 
 /*
- * A growing pool: the first allocation finds the arena's cache empty and
- * wakes the worker (the signal is sent after the arena lock is dropped),
- * which faults pages in until the cache holds 128 -- two 64-page
- * batches, so it refills across batches after a single wake. Waits for the
- * condition, bounded; a lost wake-up never meets it.
- */
-/*
  * One allocation in a new pool wakes the arena's worker once, which must
  * fault 128 pages in ahead (two batches) and stop there -- with transparent
  * huge pages too, where the writer would otherwise fault each 2 MiB chunk in
@@ -465,6 +460,65 @@ static void test_prefault_refills(void **state)
 	prefault_case(ZS_POOL_HUGEPAGES);
 }
 
+/* The VmFlags line of the mapping that holds addr in /proc/self/smaps, or "". */
+static void vm_flags_of(const void *addr, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	int inside = 0;
+
+	out[0] = 0;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+		else if (inside && !strncmp(line, "VmFlags:", 8)) {
+			snprintf(out, len, "%s", line + 8);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/*
+ * A pool gives pages back one by one, so its arena must not be backed by
+ * transparent huge pages where the system has them "always" on (a 4 KiB
+ * MADV_DONTNEED would free nothing, and khugepaged would refill sparse
+ * chunks): the mapping says "nh"; with ZS_POOL_HUGEPAGES it says "hg".
+ */
+static void test_thp_policy(void **state)
+{
+	static const struct {
+		unsigned flags;
+		const char *want, *not;
+	} cases[] = {{0, " nh", " hg"}, {ZS_POOL_HUGEPAGES, " hg", " nh"}};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct zs_pool_config cfg = {.flags = cases[i].flags};
+		struct zs_pool *pool = zs_create_pool_ex("thp", &cfg);
+		unsigned char local[100];
+		char flags[512];
+		unsigned long h;
+		void *p;
+
+		assert_non_null(pool);
+		h = zs_malloc(pool, 100);
+		assert_true(h != 0);
+		p = zs_obj_read_begin(pool, h, 100, local);
+		assert_true(p != (void *)local);
+		vm_flags_of(p, flags, sizeof(flags));
+		zs_obj_read_end(pool, h, 100, p);
+		if (!strstr(flags, cases[i].want) || strstr(flags, cases[i].not))
+			fail_msg("flags %#x: VmFlags%s lacks%s", cases[i].flags, flags,
+				 cases[i].want);
+		zs_free(pool, h);
+		zs_destroy_pool(pool);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +527,7 @@ int main(void)
 		cmocka_unit_test(test_fullness),    cmocka_unit_test(test_max_pages),
 		cmocka_unit_test(test_arguments),   cmocka_unit_test(test_stats_dump),
 		cmocka_unit_test(test_rss_returns), cmocka_unit_test(test_prefault_refills),
+		cmocka_unit_test(test_thp_policy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
