@@ -18,11 +18,11 @@
  *   chain 4 / 16      zspages of up to 4 or 16 pages (via config.pool)
  *   no compaction     the compact phase does nothing
  *   huge pages        ZS_POOL_HUGEPAGES: the pool's 2 MiB chunks are backed
- *                     by transparent huge pages. Faulting a chunk in costs
- *                     a seventh of faulting its 512 pages one by one, work
- *                     that the arena's worker takes from the writers' CPUs
- *                     on a small machine; but memory goes back by whole
- *                     chunks only, so compare the RSS column
+ *                     by transparent huge pages. Faulting a chunk in takes
+ *                     about half the CPU time of faulting its 512 pages one
+ *                     by one, work that the arena's worker takes from the
+ *                     writers' CPUs on a small machine; but memory goes back
+ *                     by whole chunks only, so compare the RSS column
  *
  * The free path only differs under contention, so the default is one
  * thread per CPU.
