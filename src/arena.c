@@ -8,29 +8,31 @@
  * holds each page's zspage (RCU-published), the analogue of struct page.
  *
  * Freed pages first go to a small cache of resident pages (reused without
- * a page fault); past ARENA_CACHE_PAGES the older half is queued for the
- * arena's worker thread (started on first use), which gives them back to
- * the OS with MADV_DONTNEED in one system call per batch. zs_free thus never
- * waits for a system call or the TLB shootdown that comes with it, unless
- * the queue is full. A chunk whose pages are all free is unmapped as a unit.
+ * a page fault); past its capacity (cache_cap_locked: 1/64 of the pages in
+ * use, 128..512) the older half is queued for the arena's worker thread
+ * (started on first use), which gives them back to the OS with
+ * MADV_DONTNEED in one system call per batch. zs_free thus never waits for
+ * a system call or the TLB shootdown that comes with it, unless the queue
+ * is full. A chunk whose pages are all free is unmapped as a unit.
  *
  * The other way round, a growing pool would take a page fault (and the
  * kernel's zeroing of the page) for every fresh page in the writer's
  * thread; instead, when allocation finds the cache nearly empty
  * (ARENA_PREFAULT_LOW), the worker faults free pages in
  * (MADV_POPULATE_WRITE), ARENA_PREFAULT_BATCH at a time, and puts them in
- * the cache until it holds ARENA_PREFAULT_HIGH, ahead of need. Waking the
- * worker is a system call and, for an idle CPU, an interprocessor
- * interrupt: the wide gap between the two marks keeps it to one per ~100
- * pages, and the allocator signals after dropping the lock, so the worker
- * never wakes only to wait for it. At most the cache's size is resident
- * beyond what zspages hold, as before. With ZS_POOL_HUGEPAGES the
- * chunks are backed by transparent huge pages (without it, the range is
- * MADV_NOHUGEPAGE, whatever the system's THP setting) and single pages are not
- * madvised (that would split the huge page): whole chunks are released,
- * and zs_defrag() is what empties sparsely used ones. The worker prefaults
- * there too: its first touch of a chunk faults the whole huge page in
- * (about 90 us), which a writer would otherwise wait for.
+ * the cache until it is full, ahead of need. Waking the worker is a system
+ * call and, for an idle CPU, an interprocessor interrupt (a VM exit in a
+ * guest: 15-18 us for the waking thread on a 2-CPU VM): the wide gap
+ * between the two marks keeps it to one per ~100 pages in a small pool
+ * and ~480 in a large one, and the allocator signals after dropping the
+ * lock, so the worker never wakes only to wait for it. At most the cache's
+ * capacity is resident beyond what zspages hold. With ZS_POOL_HUGEPAGES
+ * the chunks are backed by transparent huge pages (without it, the range
+ * is MADV_NOHUGEPAGE, whatever the system's THP setting) and single pages
+ * are not madvised (that would split the huge page): whole chunks are
+ * released, and zs_defrag() is what empties sparsely used ones. The worker
+ * prefaults there too: its first touch of a chunk faults the whole huge
+ * page in (about 90 us), which a writer would otherwise wait for.
  *
  * Allocation takes the lowest free pages, preferring a contiguous run so
  * that objects straddling two pages can be read in place.
@@ -259,6 +261,16 @@ static void advance_hint_locked(struct arena *a)
 			break;
 		a->hint++;
 	}
+}
+
+/* Resident free pages the cache keeps: 1/64 of the pages in use, 128..512. */
+static unsigned cache_cap_locked(const struct arena *a)
+{
+	size_t cap = a->pages_used / ARENA_CACHE_SHARE;
+
+	return cap < ARENA_CACHE_MIN   ? ARENA_CACHE_MIN
+	       : cap > ARENA_CACHE_MAX ? ARENA_CACHE_MAX
+				       : (unsigned)cap;
 }
 
 static void cache_push_locked(struct arena *a, uint32_t pfn)
@@ -510,7 +522,8 @@ static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 static void prefault_batch_locked(struct arena *a)
 {
 	uint32_t batch[ARENA_PREFAULT_BATCH];
-	unsigned n = ARENA_PREFAULT_HIGH - a->cache_nr;
+	unsigned cap = cache_cap_locked(a);
+	unsigned n = cap - a->cache_nr; /* the worker checked cache_nr < cap */
 
 	if (n > ARENA_PREFAULT_BATCH)
 		n = ARENA_PREFAULT_BATCH;
@@ -535,7 +548,7 @@ static void prefault_batch_locked(struct arena *a)
 	pthread_mutex_lock(&a->lock);
 	/* frees may have filled the cache meanwhile: keep what fits below the
 	 * eviction mark (the ring must never overflow), give the rest back */
-	unsigned room = ARENA_CACHE_PAGES + ZS_MAX_CHAIN - 1, keep;
+	unsigned room = cache_cap_locked(a) + ZS_MAX_CHAIN - 1, keep;
 	room = a->cache_nr < room ? room - a->cache_nr : 0;
 	keep = n < room ? n : room;
 	for (unsigned i = 0; i < n; i++)
@@ -570,7 +583,7 @@ static void *worker_main(void *arg)
 		if (!a->pending_nr) {
 			/* releases first: this loop comes back here after each
 			 * batch, so queued pages never wait for a whole refill */
-			if (a->prefault_wanted && a->cache_nr < ARENA_PREFAULT_HIGH)
+			if (a->prefault_wanted && a->cache_nr < cache_cap_locked(a))
 				prefault_batch_locked(a);
 			else if (a->prefault_wanted)
 				a->prefault_wanted = false; /* refilled */
@@ -642,8 +655,9 @@ void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns)
 	}
 	store_relaxed(&a->pages_used, a->pages_used - n);
 	/* evict the older half: large batches, few system calls */
-	if (a->cache_nr >= ARENA_CACHE_PAGES + ZS_MAX_CHAIN) {
-		while (a->cache_nr > ARENA_CACHE_PAGES / 2)
+	unsigned cap = cache_cap_locked(a);
+	if (a->cache_nr >= cap + ZS_MAX_CHAIN) {
+		while (a->cache_nr > cap / 2)
 			out[nr_out++] = cache_pop_oldest_locked(a);
 	}
 	if (nr_out && queue_release_locked(a, out, nr_out))
@@ -756,6 +770,14 @@ size_t arena_metadata_bytes(struct arena *a)
 	pthread_mutex_unlock(&a->lock);
 	/* pdesc pages plus the touched part of the chunk table */
 	return top * ZS_PAGE_SIZE + top * sizeof(struct arena_chunk);
+}
+
+void arena_cache_state(struct arena *a, unsigned *capacity, unsigned *cached)
+{
+	pthread_mutex_lock(&a->lock);
+	*capacity = cache_cap_locked(a);
+	*cached = a->cache_nr;
+	pthread_mutex_unlock(&a->lock);
 }
 
 unsigned long arena_resident_pages(struct arena *a)

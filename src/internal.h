@@ -330,11 +330,19 @@ struct arena_chunk {
 	uint8_t state;                          /* Synchronization: arena lock */
 };
 
-#define ARENA_CACHE_PAGES 128 /* freed pages kept resident for reuse (512 KiB) */
-#define ARENA_CACHE_RING  (ARENA_CACHE_PAGES + 2 * ZS_MAX_CHAIN)
+/*
+ * The cache of resident free pages (freed ones kept for reuse, fresh ones
+ * faulted in ahead) holds 1/ARENA_CACHE_SHARE of the pages in use, between
+ * ARENA_CACHE_MIN (512 KiB) and ARENA_CACHE_MAX (one chunk, 2 MiB): a large
+ * growing pool then wakes the worker once per ~480 pages, not ~100.
+ */
+#define ARENA_CACHE_MIN	  128
+#define ARENA_CACHE_MAX	  ZS_CHUNK_PAGES
+#define ARENA_CACHE_SHARE 64
+#define ARENA_CACHE_RING  (ARENA_CACHE_MAX + 2 * ZS_MAX_CHAIN)
 #define ARENA_PENDING_MAX 4096 /* evicted pages queued for the worker (16 MiB) */
-#define ARENA_PREFAULT_LOW   32 /* a growing pool below this many ready pages... */
-#define ARENA_PREFAULT_HIGH  ARENA_CACHE_PAGES /* ...has the worker refill up to this */
+/* a growing pool below this many ready pages has the worker refill the cache */
+#define ARENA_PREFAULT_LOW   32
 #define ARENA_PREFAULT_BATCH 64 /* pages per MADV_POPULATE_WRITE call */
 
 struct arena {
@@ -466,6 +474,8 @@ size_t arena_defrag_victims(struct arena *a, size_t *victims, size_t max);
 void arena_undrain(struct arena *a, size_t chunk);
 size_t arena_metadata_bytes(struct arena *a);
 unsigned long arena_resident_pages(struct arena *a);
+/* The cache's capacity now, and the resident free pages it holds (for tests). */
+void arena_cache_state(struct arena *a, unsigned *capacity, unsigned *cached);
 
 static inline void *arena_page(const struct arena *a, uint32_t pfn)
 {

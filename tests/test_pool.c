@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "zsmalloc.h"
+#include "internal.h"
 #include "common.h"
 
 static void write_pattern(struct zs_pool *pool, unsigned long h, size_t len, uint64_t key)
@@ -460,6 +461,52 @@ static void test_prefault_refills(void **state)
 	prefault_case(ZS_POOL_HUGEPAGES);
 }
 
+/*
+ * The arena's cache of resident free pages holds 1/64 of the pages in use,
+ * between 128 and 512, so that a large growing pool wakes its worker less
+ * often: a pool of 40,000 one-page objects keeps 300 freed pages resident
+ * (frees reach the cache synchronously; nothing is evicted below its
+ * capacity, where a fixed 128 would have evicted past 128 + a chain), and
+ * the capacity falls back as the pool empties.
+ */
+static void test_cache_scales(void **state)
+{
+	enum { N = 40000, FREED = 300 };
+	struct zs_pool_config cfg = {.flags = ZS_POOL_NO_SPARE};
+	struct zs_pool *pool = zs_create_pool_ex("cache", &cfg);
+	unsigned long *h = calloc(N, sizeof(*h));
+	unsigned cap, cached;
+
+	(void)state;
+	assert_non_null(pool);
+	assert_non_null(h);
+	arena_cache_state(&pool->arena, &cap, &cached);
+	assert_int_equal(cap, ARENA_CACHE_MIN);
+	for (int i = 0; i < N; i++) {
+		h[i] = zs_malloc(pool, 4000); /* one page each (the huge class) */
+		assert_true(h[i] != 0);
+		if (i + 1 == 16384) {
+			arena_cache_state(&pool->arena, &cap, &cached);
+			assert_int_equal(cap, 16384 / ARENA_CACHE_SHARE);
+		}
+	}
+	zs_pool_trim(pool); /* empties the cache, waits for a prefault in flight */
+	arena_cache_state(&pool->arena, &cap, &cached);
+	assert_int_equal(cap, ARENA_CACHE_MAX);
+	assert_int_equal(cached, 0);
+	for (int i = 0; i < FREED; i++)
+		zs_free(pool, h[i]);
+	arena_cache_state(&pool->arena, &cap, &cached);
+	assert_int_equal(cached, FREED);
+	for (int i = FREED; i < N; i++)
+		zs_free(pool, h[i]);
+	arena_cache_state(&pool->arena, &cap, &cached);
+	assert_int_equal(cap, ARENA_CACHE_MIN);
+	assert_true(cached < ARENA_CACHE_MIN + ZS_MAX_CHAIN);
+	free(h);
+	zs_destroy_pool(pool);
+}
+
 /* The VmFlags line of the mapping that holds addr in /proc/self/smaps, or "". */
 static void vm_flags_of(const void *addr, char *out, size_t len)
 {
@@ -522,12 +569,12 @@ static void test_thp_policy(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_size),  cmocka_unit_test(test_prefix_access),
+		cmocka_unit_test(test_every_size),    cmocka_unit_test(test_prefix_access),
 		cmocka_unit_test(test_straddle_copy), cmocka_unit_test(test_huge_class),
-		cmocka_unit_test(test_fullness),    cmocka_unit_test(test_max_pages),
-		cmocka_unit_test(test_arguments),   cmocka_unit_test(test_stats_dump),
-		cmocka_unit_test(test_rss_returns), cmocka_unit_test(test_prefault_refills),
-		cmocka_unit_test(test_thp_policy),
+		cmocka_unit_test(test_fullness),      cmocka_unit_test(test_max_pages),
+		cmocka_unit_test(test_arguments),     cmocka_unit_test(test_stats_dump),
+		cmocka_unit_test(test_rss_returns),   cmocka_unit_test(test_prefault_refills),
+		cmocka_unit_test(test_thp_policy),    cmocka_unit_test(test_cache_scales),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
