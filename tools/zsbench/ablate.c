@@ -116,27 +116,17 @@ static void print_row(const struct bench_result *r)
 static int write_json(struct zsb_ctx *ctx, const struct bench_result *med, size_t n,
 		      unsigned threads)
 {
-	FILE *f = fopen(ctx->opt->json_path, "w");
 	struct bench_json j;
-	int err;
+	FILE *f = zsb_json_begin(&j, ctx, ctx->opt->json_path, "zsbench --ablate");
 
-	if (!f) {
-		zsb_error("%s: %s", ctx->opt->json_path, strerror(errno));
-		return -errno;
-	}
-	bench_json_init(&j, f);
-	bench_json_object_begin(&j, NULL);
-	bench_json_string(&j, "tool", "zsbench --ablate");
-	bench_json_string(&j, "version", ZSBENCH_VERSION);
-	zsb_json_corpus(&j, ctx);
+	if (!f)
+		return -EIO;
 	bench_json_uint(&j, "threads", threads);
 	bench_json_array_begin(&j, "variants");
 	for (size_t i = 0; i < n; i++)
 		zsb_json_result(&j, zsb_zsram_store()->name, &med[i], ctx->opt->repeat);
 	bench_json_array_end(&j);
-	bench_json_object_end(&j);
-	err = bench_json_finish(&j);
-	return fclose(f) || err ? -EIO : 0;
+	return zsb_json_end(&j, f, ctx->opt->json_path);
 }
 
 static void report(struct zsb_ctx *ctx, const struct bench_result *med, size_t n, unsigned threads)

@@ -137,22 +137,44 @@ void zsb_json_corpus(struct bench_json *j, const struct zsb_ctx *ctx)
 	bench_json_object_end(j);
 }
 
-int zsb_write_json(const struct zsb_ctx *ctx, const char *path)
+FILE *zsb_json_begin(struct bench_json *j, const struct zsb_ctx *ctx, const char *path,
+		     const char *tool)
 {
-	const struct zsb_options *opt = ctx->opt;
 	FILE *f = fopen(path, "w");
-	struct bench_json j;
-	int err;
 
 	if (!f) {
 		zsb_error("%s: %s", path, strerror(errno));
-		return -errno;
+		return NULL;
 	}
-	bench_json_init(&j, f);
-	bench_json_object_begin(&j, NULL);
-	bench_json_string(&j, "tool", "zsbench");
-	bench_json_string(&j, "version", ZSBENCH_VERSION);
-	zsb_json_corpus(&j, ctx);
+	bench_json_init(j, f);
+	bench_json_object_begin(j, NULL);
+	bench_json_string(j, "tool", tool);
+	bench_json_string(j, "version", ZSBENCH_VERSION);
+	zsb_json_corpus(j, ctx);
+	return f;
+}
+
+int zsb_json_end(struct bench_json *j, FILE *f, const char *path)
+{
+	int err;
+
+	bench_json_object_end(j);
+	err = bench_json_finish(j);
+	if (fclose(f) || err) {
+		zsb_error("%s: write failed", path);
+		return -EIO;
+	}
+	return 0;
+}
+
+int zsb_write_json(const struct zsb_ctx *ctx, const char *path)
+{
+	const struct zsb_options *opt = ctx->opt;
+	struct bench_json j;
+	FILE *f = zsb_json_begin(&j, ctx, path, "zsbench");
+
+	if (!f)
+		return -EIO;
 	bench_json_object_begin(&j, "config");
 	bench_json_uint(&j, "threads", opt->threads);
 	bench_json_number(&j, "free_fraction", opt->free_fraction);
@@ -188,11 +210,5 @@ int zsb_write_json(const struct zsb_ctx *ctx, const char *path)
 		bench_json_object_end(&j);
 	}
 	bench_json_string(&j, "summary", ctx->summary);
-	bench_json_object_end(&j);
-	err = bench_json_finish(&j);
-	if (fclose(f) || err) {
-		zsb_error("%s: write failed", path);
-		return -EIO;
-	}
-	return 0;
+	return zsb_json_end(&j, f, path);
 }

@@ -130,19 +130,11 @@ static void json_side(struct bench_json *j, const char *key, const struct bench_
 
 static int write_json(const struct zsb_ctx *ctx, const struct scaling *sc)
 {
-	FILE *f = fopen(ctx->opt->json_path, "w");
 	struct bench_json j;
-	int err;
+	FILE *f = zsb_json_begin(&j, ctx, ctx->opt->json_path, "zsbench scaling");
 
-	if (!f) {
-		zsb_error("%s: %s", ctx->opt->json_path, strerror(errno));
-		return -errno;
-	}
-	bench_json_init(&j, f);
-	bench_json_object_begin(&j, NULL);
-	bench_json_string(&j, "tool", "zsbench scaling");
-	bench_json_string(&j, "version", ZSBENCH_VERSION);
-	zsb_json_corpus(&j, ctx);
+	if (!f)
+		return -EIO;
 	bench_json_uint(&j, "threads", sc->n);
 	bench_json_uint(&j, "runs", ctx->opt->repeat);
 	bench_json_array_begin(&j, "stores");
@@ -167,9 +159,7 @@ static int write_json(const struct zsb_ctx *ctx, const struct scaling *sc)
 		bench_json_object_end(&j);
 	}
 	bench_json_array_end(&j);
-	bench_json_object_end(&j);
-	err = bench_json_finish(&j);
-	return fclose(f) || err ? -EIO : 0;
+	return zsb_json_end(&j, f, ctx->opt->json_path);
 }
 
 static void free_runs(struct scaling *sc)

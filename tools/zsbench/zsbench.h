@@ -159,8 +159,16 @@ void zsb_fmt_mib(char *buf, size_t len, double bytes);
 
 /* report_json.c */
 int zsb_write_json(const struct zsb_ctx *ctx, const char *path);
-/* For ablate: one result object, as in "stores". */
 struct bench_json;
+/*
+ * A --json document: opens path and writes the top-level object's tool,
+ * version and corpus; NULL after saying why. zsb_json_end closes the object
+ * and the file: 0, or -EIO after saying so.
+ */
+FILE *zsb_json_begin(struct bench_json *j, const struct zsb_ctx *ctx, const char *path,
+		     const char *tool);
+int zsb_json_end(struct bench_json *j, FILE *f, const char *path);
+/* For ablate: one result object, as in "stores". */
 void zsb_json_result(struct bench_json *j, const char *kind, const struct bench_result *r,
 		     unsigned runs);
 void zsb_json_corpus(struct bench_json *j, const struct zsb_ctx *ctx);
