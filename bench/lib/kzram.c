@@ -106,12 +106,18 @@ void bench_kzram_cleanup_all(void)
 
 int bench_kzram_available(char *why, size_t len)
 {
-	if (access(CONTROL "/hot_add", R_OK) < 0) {
+	if (access(CONTROL "/hot_add", F_OK) < 0) {
 		snprintf(why, len, "no %s (zram module not loaded)", CONTROL);
 		return 0;
 	}
+	/* hot_add is readable by root only: test the user first, so that the
+	 * reason is the right one */
 	if (geteuid() != 0) {
 		snprintf(why, len, "not running as root");
+		return 0;
+	}
+	if (access(CONTROL "/hot_add", R_OK) < 0) {
+		snprintf(why, len, "%s/hot_add: %s", CONTROL, strerror(errno));
 		return 0;
 	}
 	return 1;
