@@ -263,6 +263,7 @@ static int parse_one(struct zsb_options *opt, int c, char *arg)
 		opt->algorithm = arg;
 		return 0;
 	case O_STORES:
+		opt->stores_set = 1;
 		return parse_stores(arg, &opt->stores);
 	case O_JSON:
 		opt->json_path = arg;

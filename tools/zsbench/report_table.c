@@ -158,19 +158,22 @@ static void append_peers(struct zsb_ctx *ctx, char *buf, size_t len, double *bes
 }
 
 /* See zsbench.h. */
-double zsb_paired_ratio(const struct zsb_ctx *ctx, enum zsb_store peer, int phase)
+double zsb_paired_median(const struct bench_result *a, const struct bench_result *b, unsigned n,
+			 int phase)
 {
 	static double v[ZSB_MAX_REPEAT];
-	size_t n = 0;
+	size_t k = 0;
 
-	for (unsigned r = 0; r < ctx->opt->repeat; r++) {
-		const struct bench_result *a = &ctx->results[ST_ZSRAM][r],
-					  *b = &ctx->results[peer][r];
+	for (unsigned r = 0; r < n; r++)
+		if (a[r].ok && b[r].ok && b[r].op[phase].mbps > 0)
+			v[k++] = a[r].op[phase].mbps / b[r].op[phase].mbps;
+	return k ? bench_median(v, k) : 0;
+}
 
-		if (a->ok && b->ok && b->op[phase].mbps > 0)
-			v[n++] = a->op[phase].mbps / b->op[phase].mbps;
-	}
-	return n ? bench_median(v, n) : 0;
+double zsb_paired_ratio(const struct zsb_ctx *ctx, enum zsb_store peer, int phase)
+{
+	return zsb_paired_median(ctx->results[ST_ZSRAM], ctx->results[peer], ctx->opt->repeat,
+				 phase);
 }
 
 void zsb_summarize(struct zsb_ctx *ctx)

@@ -22,11 +22,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "json.h"
-#include "timing.h"
 #include "zsbench.h"
 
 #define DEFAULT_STORES (1u << ST_ZSRAM | 1u << ST_KZRAM | 1u << ST_RAW)
@@ -45,16 +43,7 @@ struct scaling {
 /* Median over the rounds of run k at n threads over run k at one; 0 if none. */
 static double paired(const struct scaling *sc, unsigned repeat, enum zsb_store s, int phase)
 {
-	static double v[ZSB_MAX_REPEAT];
-	size_t k = 0;
-
-	for (unsigned r = 0; r < repeat; r++) {
-		const struct bench_result *a = &sc->runs[0][s][r], *b = &sc->runs[1][s][r];
-
-		if (a->ok && b->ok && a->op[phase].mbps > 0)
-			v[k++] = b->op[phase].mbps / a->op[phase].mbps;
-	}
-	return k ? bench_median(v, k) : 0;
+	return zsb_paired_median(sc->runs[1][s], sc->runs[0][s], repeat, phase);
 }
 
 static void run_rounds(struct zsb_ctx *ctx, struct scaling *sc)
@@ -179,7 +168,7 @@ int zsb_scaling(struct zsb_ctx *ctx)
 
 	/* --threads 1 is a usage error (options.c) */
 	sc.n = opt->threads_set ? opt->threads : ncpu > 2 ? (unsigned)ncpu : 2;
-	if (opt->stores == (1u << ST_NSTORES) - 1) /* --stores not given */
+	if (!opt->stores_set)
 		opt->stores = DEFAULT_STORES;
 	for (int i = 0; i < 2; i++)
 		for (int s = 0; s < ST_NSTORES; s++)
@@ -202,8 +191,7 @@ int zsb_scaling(struct zsb_ctx *ctx)
 			bad |= !sc.med[i][s].ok || !sc.med[i][s].verified;
 		}
 	}
-	opt->threads = sc.n;
-	print_table(ctx, &sc);
+	print_table(ctx, &sc); /* run_rounds left opt->threads at sc.n */
 	if (opt->json_path && write_json(ctx, &sc))
 		bad = 1;
 	free_runs(&sc);

@@ -51,6 +51,7 @@ struct zsb_options {
 	uint64_t seed;
 	unsigned repeat;
 	unsigned stores; /* bit mask of enum zsb_store */
+	int stores_set;	 /* --stores given */
 	const char *json_path;
 	const char *plot_path;
 };
@@ -155,6 +156,9 @@ void zsb_summarize(struct zsb_ctx *ctx);
  * the ratio of the two medians would mix rounds. 0 when no round has both.
  */
 double zsb_paired_ratio(const struct zsb_ctx *ctx, enum zsb_store peer, int phase);
+/* The same over any two series of n runs: median of a[k] / b[k] in one phase. */
+double zsb_paired_median(const struct bench_result *a, const struct bench_result *b, unsigned n,
+			 int phase);
 void zsb_fmt_mib(char *buf, size_t len, double bytes);
 
 /* report_json.c */
