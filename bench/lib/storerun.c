@@ -13,7 +13,6 @@
 #include "timing.h"
 
 #define MAX_THREADS	  256
-#define PROGRESS_BATCH	  256
 #define SAMPLES_PER_PHASE 140
 
 struct run {
@@ -28,16 +27,17 @@ struct run {
 	size_t *live, nlive;	      /* pages kept, ascending */
 	uint32_t *lat[BENCH_NPHASES]; /* per-operation latency, ns (no entry for compact) */
 	uint64_t x_base;	      /* operations before the current phase (timeline x) */
+	size_t nops;		      /* operations in the current phase */
+	size_t cursor;		      /* atomic, relaxed: the next operation to take */
 	int stop;		      /* atomic, relaxed: a worker failed; the others stop */
 };
 
-/* One thread's share of a phase: operations begin..end-1 of the phase's list. */
+/* One thread of a phase: takes operations from the run's cursor. */
 struct worker {
 	struct run *run;
 	pthread_t tid;
 	unsigned id;
 	enum bench_phase phase;
-	size_t begin, end;
 	uint64_t busy_ns;
 	uint64_t mismatches;
 	int err;
@@ -150,29 +150,41 @@ static int do_op(struct worker *w, size_t k, uint64_t *ns)
 	return err;
 }
 
+/*
+ * Takes the phase's operations BENCH_CLAIM_BATCH at a time from the shared cursor
+ * until none are left: the threads finish together, whichever of them runs
+ * slower (a data-dependent page mix, a CPU taken by another process, worker
+ * 0's sampling), as they would feeding from one request queue. With one
+ * thread it is the plain loop over the list.
+ */
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct run *r = w->run;
-	size_t n = w->end - w->begin;
-	size_t every = n / SAMPLES_PER_PHASE ? n / SAMPLES_PER_PHASE : 1;
+	size_t every = r->nops / r->threads / SAMPLES_PER_PHASE, done = 0;
 
-	for (size_t k = w->begin; k < w->end; k++) {
-		uint64_t ns;
+	if (!every)
+		every = 1;
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		size_t first = __atomic_fetch_add(&r->cursor, BENCH_CLAIM_BATCH, __ATOMIC_RELAXED);
+		size_t end =
+			first + BENCH_CLAIM_BATCH < r->nops ? first + BENCH_CLAIM_BATCH : r->nops;
 
-		if (w->id == 0 && (k - w->begin) % every == 0)
-			sample(r, r->x_base + (k - w->begin) * r->threads);
-		if ((k - w->begin) % PROGRESS_BATCH == PROGRESS_BATCH - 1) {
-			bench_progress_add(r->cfg->progress, PROGRESS_BATCH);
-			if (__atomic_load_n(&r->stop, __ATOMIC_RELAXED))
-				break;
-		}
-		w->err = do_op(w, k, &ns);
-		w->busy_ns += ns;
-		if (w->err) {
-			__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+		if (first >= r->nops)
 			break;
+		for (size_t k = first; k < end; k++, done++) {
+			uint64_t ns;
+
+			if (w->id == 0 && done % every == 0)
+				sample(r, r->x_base + k);
+			w->err = do_op(w, k, &ns);
+			w->busy_ns += ns;
+			if (w->err) {
+				__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+				return NULL;
+			}
 		}
+		bench_progress_add(r->cfg->progress, end - first);
 	}
 	return NULL;
 }
@@ -202,10 +214,10 @@ static int run_phase(struct run *r, struct worker *w, enum bench_phase ph, size_
 	uint64_t t0 = bench_now_ns(), c0 = bench_process_cpu_ns();
 	int err = 0;
 
+	r->nops = nops;
+	r->cursor = 0;
 	for (unsigned t = 0; t < r->threads; t++) {
 		w[t].phase = ph;
-		w[t].begin = nops * t / r->threads;
-		w[t].end = nops * (t + 1) / r->threads;
 		w[t].busy_ns = 0;
 		w[t].err = 0;
 	}

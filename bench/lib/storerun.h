@@ -3,8 +3,9 @@
  * One measured run of a page store, the same for every store zsbench
  * compares (zsram, malloc peers, the kernel's zram, bare zsmalloc pools):
  *
- *   1. fill:    write every page, in index order (threads take contiguous
- *               ranges);
+ *   1. fill:    write every page, in index order (in every phase, threads
+ *               take the next BENCH_CLAIM_BATCH operations from a shared
+ *               cursor, so they finish together whichever runs slower);
  *   2. free:    discard a random fraction of the pages (bench_free_plan);
  *   3. compact: the store's compaction (zsram_compact, malloc_trim, a
  *               jemalloc purge, mi_collect, zram's compact), if it has one;
@@ -33,6 +34,9 @@
 
 #include "pageset.h"
 #include "progress.h"
+
+/* Operations a thread takes at a time from a phase's shared cursor. */
+#define BENCH_CLAIM_BATCH 64
 
 enum bench_phase { BENCH_FILL, BENCH_FREE, BENCH_COMPACT, BENCH_LOAD, BENCH_NPHASES };
 /* Memory readings: after fill, after free, after compaction. */

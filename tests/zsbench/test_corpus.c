@@ -11,24 +11,13 @@
 #include <string.h>
 
 #include "codec.h"
+#include "check.h"
 #include "corpus.h"
 
 /* bench_pages_hash of the first GOLDEN_PAGES pages for seed 1. */
 #define GOLDEN_PAGES 1024
 #define GOLDEN_HASH  UINT64_C(0x890f1d4dc684b614)
 #define BAND_PAGES   16384 /* 64 MiB: large enough for stable shares */
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 static uint64_t corpus_hash(size_t npages, uint64_t seed)
 {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,12 +98,15 @@ int zsb_run_kzram(struct zsb_ctx *ctx, struct bench_result *res)
  * ---- the codec alone ----
  *
  * The yardstick a store is held to: the same codec on the same pages, with
- * no store around it. Each thread compresses its pages, in index order, one
- * after the other into a buffer of their own (prefaulted, as a store's pool
- * is): the store phase. Then it decompresses, from there into one page
- * buffer, exactly the pages the stores' load phase reads -- those the free
- * plan (bench_free_plan, same fraction and seed) keeps, in index order --
- * and skips the compressed bytes of the others. So the codec reads and
+ * no store around it. The threads take the pages as the stores' threads
+ * do (BENCH_CLAIM_BATCH at a time, in index order, from a shared cursor)
+ * and compress each claim's pages one after the other into a stretch of a
+ * buffer of its own (prefaulted, as a store's pool is): the store phase.
+ * When all are done, they take the claims again and decompress, from there
+ * into one page buffer each, exactly the pages the stores' load phase
+ * reads -- those the free plan (bench_free_plan, same fraction and seed)
+ * keeps, in index order -- skipping the compressed bytes of the others. Each
+ * loop's time is its slowest thread's. So the codec reads and
  * writes memory the way a store must -- compressed bytes land in, and are
  * read back from, memory that is not in cache -- and what the stores add on
  * top is their own work: the lookups, locks and copies. (Decompressing each
@@ -112,18 +116,31 @@ int zsb_run_kzram(struct zsb_ctx *ctx, struct bench_result *res)
  * stream that the hardware prefetcher follows perfectly.)
  */
 
-struct raw_worker {
+struct raw_run {
 	struct zsb_ctx *ctx;
-	pthread_t tid;
-	size_t begin, end;
 	const uint8_t *freed; /* by page: 1 when the free plan discards it */
 	uint32_t *lat[2];     /* compress latencies (ns) by page, decompress by page */
+	uint8_t *packed;      /* claim c's pages packed from c * RAW_CLAIM_BYTES */
+	uint32_t *len;	      /* by page: its compressed length */
+	size_t cursor[2];     /* atomic, relaxed: the next page each loop hands out */
+	int stop;	      /* atomic, relaxed: a thread failed */
+	pthread_mutex_t lock; /* of the gate between the loops: */
+	pthread_cond_t gate;
+	unsigned threads, arrived;
+};
+
+struct raw_worker {
+	struct raw_run *run;
+	pthread_t tid;
 	uint64_t busy[2];
 	uint64_t wall[2], cpu[2]; /* of each loop (thread CPU time) */
-	size_t loaded;	      /* pages decompressed */
+	size_t loaded;		  /* pages decompressed */
 	uint64_t mismatches;
 	int err;
 };
+
+/* room for the worst case; pages that compress are packed tightly */
+#define RAW_CLAIM_BYTES ((size_t)BENCH_CLAIM_BATCH * BENCH_CODEC_BOUND)
 
 static void loop_times(struct raw_worker *w, int k, uint64_t t0, uint64_t c0)
 {
@@ -131,68 +148,104 @@ static void loop_times(struct raw_worker *w, int k, uint64_t t0, uint64_t c0)
 	w->cpu[k] = bench_thread_cpu_ns() - c0;
 }
 
+/* The next claim of loop k (pages *first..*end-1); false when none are left. */
+static bool raw_claim(struct raw_run *r, int k, size_t *first, size_t *end)
+{
+	size_t n = r->ctx->pages.npages;
+
+	if (__atomic_load_n(&r->stop, __ATOMIC_RELAXED))
+		return false;
+	*first = __atomic_fetch_add(&r->cursor[k], BENCH_CLAIM_BATCH, __ATOMIC_RELAXED);
+	*end = *first + BENCH_CLAIM_BATCH < n ? *first + BENCH_CLAIM_BATCH : n;
+	return *first < n;
+}
+
+/* Waits until every running thread has compressed its last claim. */
+static void raw_gate(struct raw_run *r)
+{
+	pthread_mutex_lock(&r->lock);
+	if (++r->arrived >= r->threads)
+		pthread_cond_broadcast(&r->gate);
+	while (r->arrived < r->threads)
+		pthread_cond_wait(&r->gate, &r->lock);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Compresses claims of pages, each claim packed into its own stretch. */
+static void raw_compress(struct raw_worker *w, struct bench_codec *c)
+{
+	struct raw_run *r = w->run;
+	uint64_t loop_t0 = bench_now_ns(), loop_c0 = bench_thread_cpu_ns();
+	size_t first, end;
+
+	while (!w->err && raw_claim(r, 0, &first, &end)) {
+		uint8_t *at = r->packed + first / BENCH_CLAIM_BATCH * RAW_CLAIM_BYTES;
+
+		for (size_t i = first; i < end; i++) {
+			uint64_t t0 = bench_now_ns(), t1;
+			int l = bench_codec_compress(c, bench_page(&r->ctx->pages, i), at);
+
+			t1 = bench_now_ns();
+			r->lat[0][i] = (uint32_t)(t1 - t0);
+			w->busy[0] += t1 - t0;
+			if (l < 0) {
+				w->err = l;
+				__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+				break;
+			}
+			r->len[i] = (uint32_t)l;
+			at += l;
+		}
+		bench_progress_add(r->ctx->bar.shared, (end - first) / 2);
+	}
+	loop_times(w, 0, loop_t0, loop_c0);
+}
+
+/* Decompresses, claim by claim, the pages the stores' load phase reads. */
+static void raw_decompress(struct raw_worker *w, struct bench_codec *c, uint8_t *page)
+{
+	struct raw_run *r = w->run;
+	uint64_t loop_t0 = bench_now_ns(), loop_c0 = bench_thread_cpu_ns();
+	size_t first, end;
+
+	while (!w->err && raw_claim(r, 1, &first, &end)) {
+		const uint8_t *at = r->packed + first / BENCH_CLAIM_BATCH * RAW_CLAIM_BYTES;
+
+		for (size_t i = first; i < end && !w->err; at += r->len[i++]) {
+			uint64_t t0, t1;
+
+			if (r->freed[i]) /* the stores do not load it */
+				continue;
+			t0 = bench_now_ns();
+			w->err = bench_codec_decompress(c, at, r->len[i], page);
+			t1 = bench_now_ns();
+			r->lat[1][i] = (uint32_t)(t1 - t0);
+			w->busy[1] += t1 - t0;
+			w->loaded++;
+			w->mismatches += !w->err && memcmp(page, bench_page(&r->ctx->pages, i),
+							   BENCH_PAGE_SIZE) != 0;
+		}
+		if (w->err)
+			__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+		bench_progress_add(r->ctx->bar.shared, (end - first) / 2);
+	}
+	loop_times(w, 1, loop_t0, loop_c0);
+}
+
 static void *raw_worker_main(void *wp)
 {
 	struct raw_worker *w = wp;
-	struct bench_codec *c = bench_codec_new(w->ctx->opt->algorithm, w->ctx->opt->level);
-	size_t n = w->end - w->begin;
-	/* room for the worst case; pages that compress are packed tightly */
-	uint8_t *packed = malloc(n * BENCH_CODEC_BOUND + 1);
-	uint32_t *len = malloc(n * sizeof(*len) + 1);
+	struct raw_run *r = w->run;
+	struct bench_codec *c = bench_codec_new(r->ctx->opt->algorithm, r->ctx->opt->level);
 	uint8_t *page = aligned_alloc(4096, 4096);
-	size_t at = 0;
-	uint64_t loop_t0, loop_c0;
 
-	w->err = c && packed && len && page ? 0 : -ENOMEM;
-	if (!w->err)
-		memset(packed, 0, n * BENCH_PAGE_SIZE); /* fault in what typically fills */
-	loop_t0 = bench_now_ns();
-	loop_c0 = bench_thread_cpu_ns();
-	for (size_t i = w->begin; i < w->end && !w->err; i++) {
-		const uint8_t *src = bench_page(&w->ctx->pages, i);
-		uint64_t t0 = bench_now_ns(), t1;
-		int l = bench_codec_compress(c, src, packed + at);
-
-		t1 = bench_now_ns();
-		w->lat[0][i] = (uint32_t)(t1 - t0);
-		w->busy[0] += t1 - t0;
-		if (l < 0) {
-			w->err = l;
-			break;
-		}
-		len[i - w->begin] = (uint32_t)l;
-		at += (size_t)l;
-		if ((i - w->begin) % 512 == 511)
-			bench_progress_add(w->ctx->bar.shared, 256);
-	}
-	loop_times(w, 0, loop_t0, loop_c0);
-	at = 0;
-	loop_t0 = bench_now_ns();
-	loop_c0 = bench_thread_cpu_ns();
-	for (size_t i = w->begin; i < w->end && !w->err; i++) {
-		size_t l = len[i - w->begin];
-		uint64_t t0, t1;
-
-		if ((i - w->begin) % 512 == 511)
-			bench_progress_add(w->ctx->bar.shared, 256);
-		if (w->freed[i]) { /* the stores do not load it */
-			at += l;
-			continue;
-		}
-		t0 = bench_now_ns();
-		w->err = bench_codec_decompress(c, packed + at, l, page);
-		t1 = bench_now_ns();
-		w->lat[1][i] = (uint32_t)(t1 - t0);
-		w->busy[1] += t1 - t0;
-		w->loaded++;
-		at += l;
-		w->mismatches += !w->err && memcmp(page, bench_page(&w->ctx->pages, i),
-						   BENCH_PAGE_SIZE) != 0;
-	}
-	loop_times(w, 1, loop_t0, loop_c0);
+	w->err = c && page ? 0 : -ENOMEM;
+	if (w->err)
+		__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+	raw_compress(w, c);
+	raw_gate(r);
+	raw_decompress(w, c, page);
 	bench_codec_free(c);
-	free(packed);
-	free(len);
 	free(page);
 	return NULL;
 }
@@ -201,28 +254,43 @@ static void *raw_worker_main(void *wp)
 static int raw_pages(struct zsb_ctx *ctx, const uint8_t *freed, uint32_t **lat,
 		     struct bench_result *res)
 {
-	unsigned nt = ctx->opt->threads;
-	struct raw_worker *w = calloc(nt, sizeof(*w));
-	size_t n = ctx->pages.npages;
+	size_t n = ctx->pages.npages, claims = (n + BENCH_CLAIM_BATCH - 1) / BENCH_CLAIM_BATCH;
+	struct raw_run r = {.ctx = ctx,
+			    .freed = freed,
+			    .lat = {lat[0], lat[1]},
+			    .packed = malloc(claims * RAW_CLAIM_BYTES + 1),
+			    .len = malloc(n * sizeof(*r.len) + 1),
+			    .lock = PTHREAD_MUTEX_INITIALIZER,
+			    .gate = PTHREAD_COND_INITIALIZER,
+			    .threads = ctx->opt->threads};
+	struct raw_worker *w = calloc(r.threads, sizeof(*w));
 	int err = 0;
 
-	if (!w)
+	if (!w || !r.packed || !r.len) {
+		free(w);
+		free(r.packed);
+		free(r.len);
 		return -ENOMEM;
-	for (unsigned t = 0; t < nt; t++)
-		w[t] = (struct raw_worker){.ctx = ctx,
-					   .begin = n * t / nt,
-					   .end = n * (t + 1) / nt,
-					   .freed = freed,
-					   .lat = {lat[0], lat[1]}};
-	for (unsigned t = 1; t < nt; t++) {
+	}
+	/* fault in what typically fills: the stores' pools are resident too */
+	for (size_t c = 0; c < claims; c++)
+		memset(r.packed + c * RAW_CLAIM_BYTES, 0, BENCH_CLAIM_BATCH * BENCH_PAGE_SIZE);
+	for (unsigned t = 0; t < r.threads; t++)
+		w[t].run = &r;
+	for (unsigned t = 1; t < r.threads; t++) {
 		if (pthread_create(&w[t].tid, NULL, raw_worker_main, &w[t])) {
-			w[t].tid = 0; /* could not start it: do its share here */
-			raw_worker_main(&w[t]);
+			w[t].tid = 0; /* could not start it: the others do its share */
+			pthread_mutex_lock(&r.lock);
+			r.threads--;
+			pthread_cond_broadcast(&r.gate);
+			pthread_mutex_unlock(&r.lock);
 		}
 	}
 	raw_worker_main(&w[0]);
-	for (unsigned t = 0; t < nt; t++) {
-		if (t && w[t].tid)
+	for (unsigned t = 0; t < ctx->opt->threads; t++) {
+		if (t && !w[t].tid)
+			continue;
+		if (t)
 			pthread_join(w[t].tid, NULL);
 		for (int k = 0; k < 2; k++) {
 			struct bench_op_stats *st = &res->op[k ? BENCH_LOAD : BENCH_FILL];
@@ -239,6 +307,8 @@ static int raw_pages(struct zsb_ctx *ctx, const uint8_t *freed, uint32_t **lat,
 			err = w[t].err;
 	}
 	free(w);
+	free(r.packed);
+	free(r.len);
 	return err;
 }
 
