@@ -196,14 +196,24 @@ static const char *phase_name(enum bench_phase ph)
 	return names[ph];
 }
 
-/* Wall and process CPU time since t0, c0. */
-static void phase_times(struct bench_op_stats *st, uint64_t t0, uint64_t c0)
+void bench_steal_share(struct bench_op_stats *st, int64_t s0, int64_t s1)
+{
+	int known = s0 >= 0 && s1 >= s0 && st->wall_ns;
+
+	st->steal_ns = known ? s1 - s0 : -1;
+	st->steal = known ? (double)st->steal_ns / (double)st->wall_ns : -1;
+}
+
+/* Wall time, process CPU time and the host's steal since t0, c0, s0. */
+static void phase_times(struct bench_op_stats *st, uint64_t t0, uint64_t c0, int64_t s0)
 {
 	uint64_t c1 = bench_process_cpu_ns();
+	int64_t s1 = bench_steal_ns();
 
 	st->wall_ns = bench_now_ns() - t0;
 	st->cpu_ns = c0 && c1 > c0 ? c1 - c0 : 0;
 	st->cpus = st->wall_ns && st->cpu_ns ? (double)st->cpu_ns / (double)st->wall_ns : 0;
+	bench_steal_share(st, s0, s1);
 }
 
 /* Runs one phase over nops operations on r->threads threads. */
@@ -211,6 +221,7 @@ static int run_phase(struct run *r, struct worker *w, enum bench_phase ph, size_
 {
 	struct bench_op_stats *st = &r->res->op[ph];
 	unsigned started = 1;
+	int64_t s0 = bench_steal_ns();
 	uint64_t t0 = bench_now_ns(), c0 = bench_process_cpu_ns();
 	int err = 0;
 
@@ -230,7 +241,7 @@ static int run_phase(struct run *r, struct worker *w, enum bench_phase ph, size_
 	worker_main(&w[0]);
 	for (unsigned t = 1; t < started; t++)
 		pthread_join(w[t].tid, NULL);
-	phase_times(st, t0, c0);
+	phase_times(st, t0, c0, s0);
 	st->ops = nops;
 	st->bytes = (uint64_t)nops * BENCH_PAGE_SIZE;
 	for (unsigned t = 0; t < r->threads; t++) {
@@ -255,12 +266,13 @@ static int run_compact(struct run *r)
 
 	sample(r, r->x_base);
 	if (r->ops->compact) {
+		int64_t s0 = bench_steal_ns();
 		uint64_t c0 = bench_process_cpu_ns();
 
 		t0 = bench_now_ns();
 		r->res->compacted = r->ops->compact(r->store);
 		st->busy_ns = bench_now_ns() - t0;
-		phase_times(st, t0, c0);
+		phase_times(st, t0, c0, s0);
 		st->ops = 1;
 		st->p50_us = st->p99_us = (double)st->busy_ns / 1e3;
 	}

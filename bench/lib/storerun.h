@@ -22,7 +22,8 @@
  * CPU time of the whole process during it (CLOCK_PROCESS_CPUTIME_ID: every
  * thread, the store's background threads included, user and kernel time),
  * so that a store whose one writer is helped by a thread of its own on
- * another CPU shows it (cpus > 1).
+ * another CPU shows it (cpus > 1), and the hypervisor's steal time, which
+ * says how much of the machine another guest took meanwhile.
  *
  * The result is a flat struct so it can travel over a pipe from a child.
  */
@@ -61,6 +62,8 @@ struct bench_op_stats {
 	uint64_t cpu_ns;     /* CPU time the process used meanwhile (0: unknown) */
 	double mbps;	     /* bytes / busy_ns, 10^6 bytes per second */
 	double cpus;	     /* cpu_ns / wall_ns: CPUs kept busy (0: unknown) */
+	int64_t steal_ns;    /* the host's steal meanwhile, all CPUs (timing.h; -1: unknown) */
+	double steal;	     /* steal_ns / wall_ns: CPUs the host took (-1: unknown) */
 	double p50_us, p99_us;
 };
 
@@ -124,6 +127,12 @@ uint8_t *bench_free_map(size_t npages, const size_t *plan, size_t nfree);
  */
 int bench_store_run(const struct bench_store_ops *ops, void *arg, const struct bench_pages *ps,
 		    const struct bench_run_cfg *cfg, struct bench_result *res);
+
+/*
+ * Sets st->steal_ns and st->steal from readings of bench_steal_ns() taken
+ * at a phase's start and end (-1: unknown); st->wall_ns must be set.
+ */
+void bench_steal_share(struct bench_op_stats *st, int64_t s0, int64_t s1);
 
 /* payload / held and payload / rss of a reading; 0 when not known. */
 double bench_density_held(const struct bench_mem *m);

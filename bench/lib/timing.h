@@ -3,7 +3,8 @@
  * Timing and statistics for benchmarks: a monotonic clock in nanoseconds,
  * percentiles of latency samples and medians of repeated figures. All
  * functions here are meant to run *outside* measured sections, except
- * bench_now_ns(), which is what measured sections are bracketed with.
+ * bench_now_ns(), which is what measured sections are bracketed with. The
+ * hypervisor's steal time tells a measurement a noisy host spoiled.
  */
 #ifndef BENCH_TIMING_H
 #define BENCH_TIMING_H
@@ -35,6 +36,17 @@ static inline uint64_t bench_cpu_ns(clockid_t clock)
 }
 #define bench_process_cpu_ns() bench_cpu_ns(CLOCK_PROCESS_CPUTIME_ID)
 #define bench_thread_cpu_ns()  bench_cpu_ns(CLOCK_THREAD_CPUTIME_ID)
+
+/*
+ * Steal: the time a hypervisor ran something else while this machine's
+ * virtual CPUs had work, all CPUs together, since boot ("steal" of the
+ * "cpu" line of /proc/stat). A phase that had some ran slower for reasons
+ * outside the program. bench_steal_ns() gives it in ns, or -1 where the
+ * kernel does not say; bench_parse_steal() reads the field, in clock ticks,
+ * from that line (0 on success, -EINVAL when it is not such a line).
+ */
+int64_t bench_steal_ns(void);
+int bench_parse_steal(const char *line, uint64_t *ticks);
 
 /*
  * Percentiles (0..100, nearest-rank) of n latency samples in ns. Sorts

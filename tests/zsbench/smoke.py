@@ -56,6 +56,7 @@ def check_store(s):
         check(op.get("wall_ns", 0) > 0 and op.get("cpu_ns", 0) > 0,
               f"{name}: {ph} has no wall or CPU time: {op}")
         check(0 < op.get("cpus", 0) < 64, f"{name}: {ph} cpus = {op.get('cpus')}")
+        check(0 <= op.get("steal", -1) < 64, f"{name}: {ph} steal = {op.get('steal')}")
     if s["kind"] == "raw":
         return
     d = s.get("density") or {}
@@ -135,6 +136,7 @@ def check_scaling(tmp, zsram_built):
     p, doc = run_json(tmp, "scaling.json", "scaling", "--size", "2M", "--stores", stores,
                       "--repeat", "3", "--threads", "2")
     check("xN/1" in p.stdout and "1 and 2 threads" in p.stdout, "scaling prints no table")
+    check("Steal (/proc/stat)" in p.stdout, "scaling prints no steal line")
     check(doc.get("tool") == "zsbench scaling" and doc.get("threads") == 2
           and doc.get("runs") == 3, f"scaling: header {doc.get('tool')} {doc.get('threads')}")
     kinds = [s["kind"] for s in doc.get("stores", [])]
@@ -146,6 +148,7 @@ def check_scaling(tmp, zsram_built):
             check(r["one"]["mb_s"] > 0 and r["n"]["mb_s"] > 0, f"scaling {s['kind']}: {r}")
             check(0.05 < r["ratio"] < 20, f"scaling {s['kind']} {ph}: ratio {r['ratio']}")
             check(r["one"]["cpus"] > 0 and r["n"]["cpus"] > 0, f"scaling {s['kind']}: {r}")
+            check(r["one"]["steal"] >= 0 and r["n"]["steal"] >= 0, f"scaling {s['kind']}: {r}")
             if s["kind"] == "raw":  # one thread of its own, nothing in the background
                 check(r["one"]["cpus"] <= 1.05, f"raw at 1 thread used {r['one']['cpus']} CPUs")
     p = run("scaling", "--size", "1M", "--threads", "1", expect_rc=2)

@@ -40,6 +40,7 @@ static void op(struct bench_json *j, const char *key, const struct bench_op_stat
 	bench_json_uint(j, "wall_ns", st->wall_ns);
 	bench_json_uint(j, "cpu_ns", st->cpu_ns);
 	bench_json_number(j, "cpus", st->cpus);
+	bench_json_number(j, "steal", st->steal);
 	bench_json_object_end(j);
 }
 

@@ -129,6 +129,7 @@ void zsb_median_result(const struct bench_result *rs, unsigned n, struct bench_r
 		out->op[ph].p50_us = median_at(rs, n, OFF(*out, op[ph].p50_us));
 		out->op[ph].p99_us = median_at(rs, n, OFF(*out, op[ph].p99_us));
 		out->op[ph].cpus = median_at(rs, n, OFF(*out, op[ph].cpus));
+		out->op[ph].steal = median_at(rs, n, OFF(*out, op[ph].steal));
 	}
 }
 

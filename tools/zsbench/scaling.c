@@ -17,7 +17,9 @@
  * thread of its own on another CPU (zsram's arena worker faults fresh pool
  * pages in ahead of need) shows more than 1 at one thread; on a machine
  * with no CPU to spare, the N-thread run pays for that help, and the ratio
- * says how much.
+ * says how much. The host's steal time during the store phases
+ * (timing.h) follows the table: on a virtual machine whose host is busy,
+ * the N-thread runs lose CPUs to other guests, and the ratios with them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "timing.h"
 #include "zsbench.h"
 
 #define DEFAULT_STORES (1u << ST_ZSRAM | 1u << ST_KZRAM | 1u << ST_RAW)
@@ -70,6 +73,39 @@ static void run_rounds(struct zsb_ctx *ctx, struct scaling *sc)
 	bench_bar_clear(&ctx->bar);
 }
 
+/*
+ * The host's steal, in CPUs, during 'phase' of every good run at 1 (i = 0)
+ * or n threads (i = 1), all stores and rounds together: their median, or
+ * -1 where the kernel does not say.
+ */
+static double steal_median(const struct zsb_ctx *ctx, const struct scaling *sc, int i, int phase)
+{
+	static double v[ST_NSTORES * ZSB_MAX_REPEAT];
+	unsigned k = 0;
+
+	for (int s = 0; s < ST_NSTORES; s++)
+		for (unsigned rep = 0; ctx->ran[s] && rep < ctx->opt->repeat; rep++) {
+			const struct bench_result *r = &sc->runs[i][s][rep];
+
+			if (r->ok && r->op[phase].steal >= 0)
+				v[k++] = r->op[phase].steal;
+		}
+	return k ? bench_median(v, k) : -1;
+}
+
+static void print_steal(const struct zsb_ctx *ctx, const struct scaling *sc)
+{
+	double one = steal_median(ctx, sc, 0, BENCH_FILL), n = steal_median(ctx, sc, 1, BENCH_FILL);
+
+	if (one < 0 || n < 0)
+		return;
+	printf("Steal (/proc/stat): the host ran something else for %.2f of this machine's CPUs "
+	       "during the store phases at one thread, %.2f at %u (medians of all runs)%s\n",
+	       one, n, sc->n,
+	       n >= 0.05 ? ": a busy host, whose steal at more threads makes the ratios read low."
+			 : ".");
+}
+
 static void print_table(const struct zsb_ctx *ctx, const struct scaling *sc)
 {
 	char nt[16];
@@ -107,6 +143,7 @@ static void print_table(const struct zsb_ctx *ctx, const struct scaling *sc)
 	printf("\nxN/1: speed at %u threads over one thread%s; CPUs: the store process's CPU "
 	       "time in the phase over its wall time (its own background threads included).\n",
 	       sc->n, ctx->opt->repeat > 1 ? " (median of the rounds' ratios)" : "");
+	print_steal(ctx, sc);
 }
 
 static void json_side(struct bench_json *j, const char *key, const struct bench_op_stats *st)
@@ -114,6 +151,7 @@ static void json_side(struct bench_json *j, const char *key, const struct bench_
 	bench_json_object_begin(j, key);
 	bench_json_number(j, "mb_s", st->mbps);
 	bench_json_number(j, "cpus", st->cpus);
+	bench_json_number(j, "steal", st->steal);
 	bench_json_object_end(j);
 }
 

@@ -134,6 +134,7 @@ struct raw_worker {
 	pthread_t tid;
 	uint64_t busy[2];
 	uint64_t wall[2], cpu[2]; /* of each loop (thread CPU time) */
+	int64_t steal[2];	  /* the host's steal during each loop (-1: unknown) */
 	size_t loaded;		  /* pages decompressed */
 	uint64_t mismatches;
 	int err;
@@ -142,10 +143,13 @@ struct raw_worker {
 /* room for the worst case; pages that compress are packed tightly */
 #define RAW_CLAIM_BYTES ((size_t)BENCH_CLAIM_BATCH * BENCH_CODEC_BOUND)
 
-static void loop_times(struct raw_worker *w, int k, uint64_t t0, uint64_t c0)
+static void loop_times(struct raw_worker *w, int k, uint64_t t0, uint64_t c0, int64_t s0)
 {
+	int64_t s1 = bench_steal_ns();
+
 	w->wall[k] = bench_now_ns() - t0;
 	w->cpu[k] = bench_thread_cpu_ns() - c0;
+	w->steal[k] = s0 >= 0 && s1 >= s0 ? s1 - s0 : -1;
 }
 
 /* The next claim of loop k (pages *first..*end-1); false when none are left. */
@@ -175,6 +179,7 @@ static void raw_gate(struct raw_run *r)
 static void raw_compress(struct raw_worker *w, struct bench_codec *c)
 {
 	struct raw_run *r = w->run;
+	int64_t loop_s0 = bench_steal_ns();
 	uint64_t loop_t0 = bench_now_ns(), loop_c0 = bench_thread_cpu_ns();
 	size_t first, end;
 
@@ -198,13 +203,14 @@ static void raw_compress(struct raw_worker *w, struct bench_codec *c)
 		}
 		bench_progress_add(r->ctx->bar.shared, (end - first) / 2);
 	}
-	loop_times(w, 0, loop_t0, loop_c0);
+	loop_times(w, 0, loop_t0, loop_c0, loop_s0);
 }
 
 /* Decompresses, claim by claim, the pages the stores' load phase reads. */
 static void raw_decompress(struct raw_worker *w, struct bench_codec *c, uint8_t *page)
 {
 	struct raw_run *r = w->run;
+	int64_t loop_s0 = bench_steal_ns();
 	uint64_t loop_t0 = bench_now_ns(), loop_c0 = bench_thread_cpu_ns();
 	size_t first, end;
 
@@ -229,7 +235,7 @@ static void raw_decompress(struct raw_worker *w, struct bench_codec *c, uint8_t 
 			__atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
 		bench_progress_add(r->ctx->bar.shared, (end - first) / 2);
 	}
-	loop_times(w, 1, loop_t0, loop_c0);
+	loop_times(w, 1, loop_t0, loop_c0, loop_s0);
 }
 
 static void *raw_worker_main(void *wp)
@@ -297,14 +303,22 @@ static int raw_pages(struct zsb_ctx *ctx, const uint8_t *freed, uint32_t **lat,
 
 			if (w[t].busy[k] > st->busy_ns)
 				st->busy_ns = w[t].busy[k];
-			if (w[t].wall[k] > st->wall_ns)
+			/* the phase's wall time and steal: its longest loop's */
+			if (w[t].wall[k] > st->wall_ns) {
 				st->wall_ns = w[t].wall[k];
+				st->steal_ns = w[t].steal[k];
+			}
 			st->cpu_ns += w[t].cpu[k];
 		}
 		res->op[BENCH_LOAD].ops += w[t].loaded;
 		res->mismatches += w[t].mismatches;
 		if (!err)
 			err = w[t].err;
+	}
+	for (int k = 0; k < 2; k++) {
+		struct bench_op_stats *st = &res->op[k ? BENCH_LOAD : BENCH_FILL];
+
+		bench_steal_share(st, 0, st->steal_ns); /* steal_ns is the span's already */
 	}
 	free(w);
 	free(r.packed);
