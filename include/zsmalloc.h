@@ -56,6 +56,10 @@ extern "C" {
 
 #define ZS_PAGE_SIZE      4096
 #define ZS_MAX_ALLOC_SIZE ZS_PAGE_SIZE
+/* Bytes zs_malloc() adds to each object for its header (the handle) below
+ * the huge class: zs_malloc(size) takes a place in the class that
+ * zs_lookup_class_index(pool, size + ZS_OBJ_HEADER_SIZE) names. */
+#define ZS_OBJ_HEADER_SIZE 8
 
 /* Pool flags (struct zs_pool_config.flags). */
 #define ZS_POOL_RETURN_ERRORS  (1u << 0) /* invalid handle: count + fail, don't abort */
@@ -203,7 +207,12 @@ int zs_obj_write(struct zs_pool *pool, unsigned long handle, const void *src, si
 size_t zs_huge_class_size(struct zs_pool *pool);
 /* Backing pages currently held in zspages. */
 unsigned long zs_get_total_pages(struct zs_pool *pool);
-/* Index of the class that serves objects of 'size' bytes (header not added). */
+/*
+ * Index of the class whose places hold 'size' bytes, header included: the
+ * function adds nothing, as the kernel's does. The class zs_malloc(size)
+ * uses is that of size + ZS_OBJ_HEADER_SIZE (which maps to the huge class
+ * from zs_huge_class_size() on, whose objects carry no header).
+ */
 unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int size);
 
 void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *stats);

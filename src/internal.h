@@ -60,7 +60,7 @@ static inline void prefetch_write(const void *p)
 #define ZS_PAGE_SHIFT       12
 #define ZS_CHUNK_SHIFT      21 /* 2 MiB arena chunks */
 #define ZS_CHUNK_PAGES      (1u << (ZS_CHUNK_SHIFT - ZS_PAGE_SHIFT))
-#define ZS_HANDLE_SIZE      8  /* object header: the handle, tagged */
+#define ZS_HANDLE_SIZE      ZS_OBJ_HEADER_SIZE /* object header: the handle, tagged */
 #define ZS_MIN_ALLOC_SIZE   32
 #define ZS_SIZE_CLASS_DELTA 16
 #define ZS_SIZE_CLASSES     ((ZS_MAX_ALLOC_SIZE - ZS_MIN_ALLOC_SIZE + ZS_SIZE_CLASS_DELTA - 1) / \

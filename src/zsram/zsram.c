@@ -796,8 +796,11 @@ static int recompress_locked(struct zsram *zr, struct codec_tls *t, struct zsram
 		err = n;
 		goto fail;
 	}
-	if (n == 0 || zs_lookup_class_index(zr->pool, (unsigned)n) >=
-			      zs_lookup_class_index(zr->pool, (unsigned)old_len)) {
+	/* compare the classes zs_malloc would use: the header counts (a
+	 * payload 8 bytes smaller can land in the same class) */
+	if (n == 0 || zs_lookup_class_index(zr->pool, (unsigned)n + ZS_OBJ_HEADER_SIZE) >=
+			      zs_lookup_class_index(zr->pool,
+						    (unsigned)old_len + ZS_OBJ_HEADER_SIZE)) {
 		slot_unlock(s, f | SLOT_INCOMPRESSIBLE);
 		return 0;
 	}
