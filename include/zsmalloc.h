@@ -37,13 +37,27 @@
  * compaction and migration skip its zspage. Keep that window short-ish: it
  * delays compaction of that one zspage, nothing else.
  *
- * fork(): a child may go on using the parent's pools. Their background
- * threads (drainer, page releaser, compactor) stay in the parent and the
- * child works without them: its deferred frees are synchronous, no
- * background compaction runs, and the arena starts a page releaser of its
- * own. As with any library that holds locks, this needs no
- * other thread of the parent to be inside a call on that pool at the
- * moment of fork(): a lock held then stays held in the child.
+ * fork(): a child may go on using the parent's pools, whatever the
+ * parent's threads were doing. The library's fork handlers (pthread_atfork)
+ * quiesce every pool first, as malloc does: a running zs_compact or
+ * zs_defrag stops at its next batch, the drain thread finishes its pass,
+ * the arena's page releases finish, and every lock of the pool is taken;
+ * fork() therefore waits for calls in progress in other threads to leave
+ * their locked sections. The child gets a consistent pool: every handle
+ * queued with zs_free_deferred before fork() is freed by the child's
+ * flush, no lock is held, and compaction works. The background threads
+ * (drainer, page releaser, compactor) stay in the parent: in the child,
+ * deferred frees are synchronous, background compaction does not run, and
+ * the arena starts a page releaser of its own when it needs one. Two
+ * things in flight in another thread at fork() stay as they were in the
+ * child: a zs_free_deferred that had not published its entry (the handle
+ * is then not queued there), and a read or write between taking and
+ * dropping its zspage lock (the child keeps that zspage pinned: compaction
+ * and migration skip it). zsram's slot locks are not quiesced: a zsram
+ * call in flight in another thread at fork() leaves its page locked in the
+ * child. Under ThreadSanitizer, a program that forks with pools alive
+ * needs TSAN_OPTIONS=detect_deadlocks=0: the handler holds one lock per
+ * size class, more than TSan's detector tracks.
  */
 #ifndef ZSMALLOC_H
 #define ZSMALLOC_H

@@ -155,27 +155,11 @@ fail:
 	return -ENOMEM;
 }
 
-/*
- * In a fork child the worker, its batch in flight and the waits on these
- * condition variables stayed in the parent: start afresh (the pages that
- * were in flight are simply never reused here).
- */
-static void fork_check_locked(struct arena *a)
-{
-	if (!a->worker_started || a->worker_gen == fork_generation())
-		return;
-	pthread_cond_init(&a->work, NULL);
-	pthread_cond_init(&a->idle, NULL);
-	a->worker_started = false;
-	a->transit = 0;
-}
-
 void arena_destroy(struct arena *a)
 {
 	if (!a->base)
 		return;
 	pthread_mutex_lock(&a->lock);
-	fork_check_locked(a);
 	a->worker_stop = true;
 	pthread_cond_signal(&a->work);
 	pthread_mutex_unlock(&a->lock);
@@ -580,6 +564,11 @@ static void *worker_main(void *arg)
 	while (!a->worker_stop) {
 		unsigned n = 0;
 
+		if (a->fork_pause) {
+			/* a fork waits for transit == 0: start no batch */
+			pthread_cond_wait(&a->work, &a->lock);
+			continue;
+		}
 		if (!a->pending_nr) {
 			/* releases first: this loop comes back here after each
 			 * batch, so queued pages never wait for a whole refill */
@@ -605,12 +594,10 @@ static void *worker_main(void *arg)
 /* Starts the worker if it does not run yet; false if it cannot run. */
 static bool worker_start_locked(struct arena *a)
 {
-	fork_check_locked(a);
 	if (!a->worker_started) {
 		if (pthread_create(&a->worker, NULL, worker_main, a))
 			return false;
 		a->worker_started = true;
-		a->worker_gen = fork_generation();
 	}
 	return true;
 }
@@ -691,7 +678,6 @@ void arena_trim(struct arena *a)
 		unsigned nr_out = 0;
 
 		pthread_mutex_lock(&a->lock);
-		fork_check_locked(a);
 		a->prefault_wanted = false;
 		while (a->cache_nr && nr_out < ARENA_CACHE_RING)
 			out[nr_out++] = cache_pop_oldest_locked(a);
@@ -795,4 +781,33 @@ unsigned long arena_resident_pages(struct arena *a)
 	}
 	pthread_mutex_unlock(&a->lock);
 	return n;
+}
+
+/*
+ * fork() (fork.c), with every class lock of the pool held: takes the arena
+ * lock and waits until no page is in transit -- a batch being released or
+ * prefaulted by a thread the child will not have would be lost to it --
+ * keeping the worker from starting another. The lock is held across fork().
+ */
+void arena_fork_lock(struct arena *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->fork_pause = true;
+	while (a->transit)
+		pthread_cond_wait(&a->idle, &a->lock);
+}
+
+void arena_fork_release(struct arena *a, bool child)
+{
+	a->fork_pause = false;
+	if (child && a->worker_started) {
+		/* the worker, and any waits on these condition variables, stayed
+		 * in the parent: the child starts its own when it needs one */
+		pthread_cond_init(&a->work, NULL);
+		pthread_cond_init(&a->idle, NULL);
+		a->worker_started = false;
+	} else if (a->worker_started) {
+		pthread_cond_signal(&a->work); /* it may have paused */
+	}
+	pthread_mutex_unlock(&a->lock);
 }

@@ -164,15 +164,15 @@ ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
 {
 	unsigned long freed = 0;
 
-	/* acquire/release: one compaction at a time; the next one sees the
-	 * state this one left (pairs with the release below) */
-	if (exchange_acq_rel(&pool->compacting, 1))
+	/* one compaction at a time; a fork() waits on this lock too, and asks
+	 * a running one to stop early (fork_pending) */
+	if (pthread_mutex_trylock(&pool->compact_lock))
 		return 0;
-	for (unsigned k = pool->nr_classes; k-- > 0;) {
+	for (unsigned k = pool->nr_classes; k-- > 0 && !load_relaxed(&pool->fork_pending);) {
 		struct size_class *class = &pool->classes[k];
 		bool progress = true;
 
-		while (progress) {
+		while (progress && !load_relaxed(&pool->fork_pending)) {
 			freed += compact_batch(pool, class, &progress);
 			race_window(ZS_RACE_COMPACT_BATCH, pool);
 		}
@@ -184,7 +184,7 @@ ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
 		fetch_add_relaxed(&pool->pages_compacted, freed);
 		fetch_add_relaxed(&pool->compactions, 1);
 	}
-	store_release(&pool->compacting, 0);
+	pthread_mutex_unlock(&pool->compact_lock);
 	return freed;
 }
 
@@ -206,7 +206,8 @@ ZS_EXPORT unsigned long zs_compactable_pages(struct zs_pool *pool)
 
 struct bg_compactor {
 	pthread_t thread;
-	unsigned gen; /* fork generation the thread runs in */
+	bool running; /* false in a fork child: the thread stayed in the parent.
+			 Written before the thread starts, and by the fork handler */
 	int stop_fd; /* eventfd: written once by bg_compactor_stop() */
 	int psi_fd;  /* PSI trigger, or -1 */
 };
@@ -275,7 +276,7 @@ int bg_compactor_start(struct zs_pool *pool)
 		return 0;
 	}
 	pool->bg = bg;
-	bg->gen = fork_generation();
+	bg->running = true;
 	if (pthread_create(&bg->thread, NULL, bg_main, pool)) {
 		pool->bg = NULL;
 		goto fail;
@@ -290,6 +291,12 @@ fail:
 	return -ENOMEM;
 }
 
+void bg_compactor_fork_child(struct zs_pool *pool)
+{
+	if (pool->bg)
+		pool->bg->running = false; /* the child has only the forking thread */
+}
+
 void bg_compactor_stop(struct zs_pool *pool)
 {
 	struct bg_compactor *bg = pool->bg;
@@ -297,7 +304,7 @@ void bg_compactor_stop(struct zs_pool *pool)
 
 	if (!bg)
 		return;
-	if (bg->gen == fork_generation()) { /* not in a fork child: it runs */
+	if (bg->running) {
 		/* an eventfd write of 1 to a fresh counter cannot fail */
 		ssize_t r = write(bg->stop_fd, &one, sizeof(one));
 		(void)r;

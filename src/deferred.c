@@ -37,6 +37,15 @@
  * every slot's 'cur' pointer (written by the owner under it; the owner may
  * read its own without it), and each buffer's 'consumed' (the drainer's).
  * It ranks above the class locks: the drainer drops it while freeing.
+ * deferred.pass_lock is held across each whole drain pass (by the drainer,
+ * or a flusher where no drainer runs): a pass takes buffers' entries off
+ * the shared state into its own work list, and the fork handler takes
+ * pass_lock so that no entries are in that list -- owned by a thread the
+ * child will not have -- at fork(). pool->setup_lock serialises the
+ * creation of the deferred state with zs_pool_set_deferred_hook().
+ *
+ *   pool->setup_lock -> deferred.pass_lock -> deferred.lock
+ *                                          -> class locks (lock dropped)
  */
 #include <errno.h>
 #include <stddef.h>
@@ -81,7 +90,7 @@ struct dslot {
 
 /*
  * The first cache line holds what zs_free_deferred's common case reads --
- * id (slot lookup), gen, size and stop -- and nothing that changes after
+ * id (slot lookup), size and stop -- and nothing that changes after
  * setup but stop (once, at the end); the lock and everything it guards
  * start on the next line, so handoffs and drain passes do not evict it
  * from other threads' caches.
@@ -89,14 +98,15 @@ struct dslot {
 struct deferred {
 	struct zs_pool *pool;
 	uint64_t id;              /* immutable, unique per pool instance */
-	unsigned gen;             /* immutable: fork generation of the drainer */
 	unsigned size;            /* immutable: entries per buffer */
-	bool stop;                /* written under lock with store_relaxed; owners read it
-				     unlocked with load_relaxed (then free synchronously) */
+	bool stop;                /* no drainer runs (stopping, never started, or a fork
+				     child): written under lock with store_relaxed; owners
+				     read it unlocked with load_relaxed (then free
+				     synchronously) */
 	zs_deferred_hook hook;    /* immutable: set before first use */
 	void *hook_ctx;
 	pthread_mutex_t lock __attribute__((aligned(64)));
-	pthread_mutex_t inline_lock; /* one drain_pass at a time where no drainer runs */
+	pthread_mutex_t pass_lock; /* held across each drain_pass: one at a time */
 	pthread_cond_t wake;      /* the drainer waits on it */
 	pthread_cond_t done;      /* flushers wait on it */
 	struct list_node slots;   /* Synchronization: lock */
@@ -324,7 +334,9 @@ static void *drain_main(void *arg)
 		req = d->flush_req;
 		d->kicked = false;
 		pthread_mutex_unlock(&d->lock);
+		pthread_mutex_lock(&d->pass_lock);
 		drain_pass(d);
+		pthread_mutex_unlock(&d->pass_lock);
 		pthread_mutex_lock(&d->lock);
 		d->pass_done = req;
 		pthread_cond_broadcast(&d->done);
@@ -345,28 +357,27 @@ static void deferred_free_struct(struct deferred *d)
 	}
 	pthread_cond_destroy(&d->wake);
 	pthread_cond_destroy(&d->done);
-	pthread_mutex_destroy(&d->inline_lock);
+	pthread_mutex_destroy(&d->pass_lock);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
 
-static struct deferred *deferred_get(struct zs_pool *pool)
+/*
+ * Builds the deferred state with its spares and starts the drainer. Call
+ * with pool->setup_lock held: the hook it copies cannot change meanwhile.
+ */
+static struct deferred *deferred_create_locked(struct zs_pool *pool)
 {
-	/* acquire: pairs with the CAS below that published it */
-	struct deferred *d = load_acquire(&pool->deferred), *expected = NULL;
 	const struct zs_pool_config *cfg = &pool->config;
+	struct deferred *d = aligned_alloc(64, sizeof(*d)); /* a multiple of the alignment */
 	pthread_condattr_t ca;
 	long cpus;
 
-	if (d)
-		return d;
-	d = aligned_alloc(64, sizeof(*d)); /* sizeof is a multiple of the alignment */
 	if (!d)
 		return NULL;
 	memset(d, 0, sizeof(*d));
 	d->pool = pool;
 	d->id = fetch_add_relaxed(&next_id, 1);
-	d->gen = fork_generation();
 	d->size = cfg->deferred_buffer_size ? cfg->deferred_buffer_size : DEFAULT_BUFFER;
 	/* enough to absorb a burst of 64k frees while the drainer catches up,
 	 * and never fewer than 4 per CPU */
@@ -381,7 +392,7 @@ static struct deferred *deferred_get(struct zs_pool *pool)
 	d->full_tail = &d->full;
 	list_init(&d->slots);
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_mutex_init(&d->inline_lock, NULL);
+	pthread_mutex_init(&d->pass_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->wake, &ca);
@@ -395,18 +406,27 @@ static struct deferred *deferred_get(struct zs_pool *pool)
 		}
 		spare_put_locked(d, b); /* not shared yet */
 	}
-	/* release on success: other threads see d whole */
-	if (!__atomic_compare_exchange_n(&pool->deferred, &expected, d, 0, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE)) {
-		deferred_free_struct(d);
-		return expected; /* another thread won */
-	}
-	if (pthread_create(&d->thread, NULL, drain_main, d)) {
-		/* no drainer: every call frees synchronously from now on */
-		pthread_mutex_lock(&d->lock);
-		store_relaxed(&d->stop, true);
-		pthread_mutex_unlock(&d->lock);
-	}
+	/* no drainer: every call frees synchronously */
+	if (pthread_create(&d->thread, NULL, drain_main, d))
+		d->stop = true; /* not shared yet */
+	/* release: other threads see d whole (pairs with deferred_get()'s
+	 * load_acquire) */
+	store_release(&pool->deferred, d);
+	return d;
+}
+
+static struct deferred *deferred_get(struct zs_pool *pool)
+{
+	/* acquire: pairs with deferred_create_locked()'s store_release */
+	struct deferred *d = load_acquire(&pool->deferred);
+
+	if (d)
+		return d;
+	pthread_mutex_lock(&pool->setup_lock);
+	d = load_relaxed(&pool->deferred); /* written under this lock */
+	if (!d)
+		d = deferred_create_locked(pool);
+	pthread_mutex_unlock(&pool->setup_lock);
 	return d;
 }
 
@@ -484,15 +504,25 @@ static struct dbuf *handoff(struct deferred *d, struct dslot *s)
 static void free_now(struct zs_pool *pool, struct deferred *d, unsigned long handle,
 		     unsigned long cookie)
 {
-	/* without d (it could not be allocated) the pool's hook is still the
-	 * one a drainer would run: the cookie's work must not be lost */
-	zs_deferred_hook hook = d ? d->hook : pool->deferred_hook;
+	zs_deferred_hook hook;
+	void *ctx;
 
-	if (d)
+	if (d) {
 		fetch_add_relaxed(&d->sync_frees, 1);
+		hook = d->hook;
+		ctx = d->hook_ctx;
+	} else {
+		/* d could not be allocated: the pool's hook is still the one a
+		 * drainer would run (the cookie's work must not be lost); read
+		 * it under the lock zs_pool_set_deferred_hook() writes it with */
+		pthread_mutex_lock(&pool->setup_lock);
+		hook = pool->deferred_hook;
+		ctx = pool->deferred_hook_ctx;
+		pthread_mutex_unlock(&pool->setup_lock);
+	}
 	zs_free(pool, handle);
 	if (hook)
-		hook(d ? d->hook_ctx : pool->deferred_hook_ctx, handle, cookie);
+		hook(ctx, handle, cookie);
 }
 
 static void queue(struct zs_pool *pool, unsigned long handle, unsigned long cookie)
@@ -502,8 +532,8 @@ static void queue(struct zs_pool *pool, unsigned long handle, unsigned long cook
 	struct dbuf *b;
 	unsigned c;
 
-	if (!d || d->gen != fork_generation() || load_relaxed(&d->stop) ||
-	    !(s = slot_get(pool, d)) || (!(b = s->cur) && !(b = handoff(d, s)))) {
+	if (!d || load_relaxed(&d->stop) || !(s = slot_get(pool, d)) ||
+	    (!(b = s->cur) && !(b = handoff(d, s)))) {
 		/* no buffer to queue into, or no drainer (a fork child, or its
 		 * thread could not be started) */
 		free_now(pool, d, handle, cookie);
@@ -533,11 +563,21 @@ ZS_EXPORT void zs_free_deferred_cookie(struct zs_pool *pool, unsigned long handl
 
 ZS_EXPORT int zs_pool_set_deferred_hook(struct zs_pool *pool, zs_deferred_hook hook, void *ctx)
 {
-	if (load_acquire(&pool->deferred))
-		return -EBUSY; /* only before the first deferred free */
-	pool->deferred_hook = hook;
-	pool->deferred_hook_ctx = ctx;
-	return 0;
+	int err = 0;
+
+	if (!pool)
+		return -EINVAL;
+	/* under setup_lock: a first deferred free creating the state at the
+	 * same time either copies this hook or makes this call fail */
+	pthread_mutex_lock(&pool->setup_lock);
+	if (load_relaxed(&pool->deferred)) {
+		err = -EBUSY; /* only before the first deferred free */
+	} else {
+		pool->deferred_hook = hook;
+		pool->deferred_hook_ctx = ctx;
+	}
+	pthread_mutex_unlock(&pool->setup_lock);
+	return err;
 }
 
 ZS_EXPORT void zs_free_deferred_flush(struct zs_pool *pool)
@@ -547,12 +587,12 @@ ZS_EXPORT void zs_free_deferred_flush(struct zs_pool *pool)
 
 	if (!d)
 		return;
-	if (d->gen != fork_generation() || load_relaxed(&d->stop)) {
+	if (load_relaxed(&d->stop)) {
 		/* no drainer (a fork child, or it could not be started): what
 		 * was queued before is freed here */
-		pthread_mutex_lock(&d->inline_lock);
+		pthread_mutex_lock(&d->pass_lock);
 		drain_pass(d);
-		pthread_mutex_unlock(&d->inline_lock);
+		pthread_mutex_unlock(&d->pass_lock);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -569,13 +609,6 @@ void deferred_destroy(struct zs_pool *pool)
 
 	if (!d)
 		return;
-	if (d->gen != fork_generation()) {
-		/* a fork child: the drainer and the waits on these condition
-		 * variables stayed in the parent; start them afresh */
-		pthread_cond_init(&d->wake, NULL);
-		pthread_cond_init(&d->done, NULL);
-		store_relaxed(&d->stop, true);
-	}
 	pthread_mutex_lock(&d->lock);
 	bool running = !d->stop;
 	store_relaxed(&d->stop, true);
@@ -584,7 +617,9 @@ void deferred_destroy(struct zs_pool *pool)
 	if (running)
 		pthread_join(d->thread, NULL);
 	/* no owner runs now (zs_destroy_pool's contract): drain and let go */
+	pthread_mutex_lock(&d->pass_lock);
 	drain_pass(d);
+	pthread_mutex_unlock(&d->pass_lock);
 	while (!list_empty(&d->slots)) {
 		struct dslot *s = container_of(d->slots.next, struct dslot, link);
 
@@ -611,4 +646,46 @@ void deferred_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 	st->deferred_drained = load_relaxed(&d->drained);
 	st->deferred_batches = load_relaxed(&d->batches);
 	st->deferred_sync = load_relaxed(&d->sync_frees);
+}
+
+/*
+ * fork() (fork.c). Prepare, phase 1: no deferred state can be created and
+ * no drain pass is in progress (its work list would be lost to the child);
+ * phase 2: no handoff is in progress. Parent and child release in reverse.
+ */
+void deferred_fork_quiesce(struct zs_pool *pool)
+{
+	struct deferred *d;
+
+	pthread_mutex_lock(&pool->setup_lock);
+	d = load_relaxed(&pool->deferred); /* written under setup_lock */
+	if (d)
+		pthread_mutex_lock(&d->pass_lock);
+}
+
+void deferred_fork_lock(struct zs_pool *pool)
+{
+	struct deferred *d = load_relaxed(&pool->deferred);
+
+	if (d)
+		pthread_mutex_lock(&d->lock);
+}
+
+void deferred_fork_release(struct zs_pool *pool, bool child)
+{
+	struct deferred *d = load_relaxed(&pool->deferred);
+
+	if (d) {
+		if (child) {
+			/* the drainer, and any waits on these condition variables,
+			 * stayed in the parent: from now on this process frees
+			 * synchronously and flushes drain in place */
+			pthread_cond_init(&d->wake, NULL);
+			pthread_cond_init(&d->done, NULL);
+			store_relaxed(&d->stop, true);
+		}
+		pthread_mutex_unlock(&d->lock);
+		pthread_mutex_unlock(&d->pass_lock);
+	}
+	pthread_mutex_unlock(&pool->setup_lock);
 }

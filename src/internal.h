@@ -372,7 +372,8 @@ struct arena {
 	pthread_cond_t idle;            /* arena_trim waits for transit == 0 */
 	pthread_t worker;
 	bool worker_started, worker_stop; /* Synchronization: lock */
-	unsigned worker_gen;          /* fork generation it was started in. Sync: lock */
+	bool fork_pause;                /* a fork() is being prepared: the worker starts
+					   no batch. Synchronization: lock */
 	unsigned long pages_used;       /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_mapped;    /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_released;  /* Synchronization: lock; relaxed reads by stats */
@@ -403,13 +404,22 @@ struct zs_pool {
 	unsigned long compactions;     /* atomic, relaxed: statistics */
 	unsigned long zspage_bytes;    /* descriptor memory; atomic, relaxed: statistics */
 	unsigned long spare_pages;     /* pages of spare zspages; atomic (budget RMW) */
-	int compacting;                /* 1 while a zs_compact runs; exchange_acq_rel */
+	pthread_mutex_t compact_lock;  /* held by zs_compact for its whole run (a second
+					  one's trylock fails: it returns 0), and across
+					  fork() */
+	pthread_mutex_t defrag_lock;   /* held by zs_defrag for its run, and across fork() */
+	pthread_mutex_t setup_lock;    /* deferred-free setup: creating pool->deferred,
+					  setting the hook; and across fork() */
+	bool fork_pending;             /* a fork() waits for compact_lock/defrag_lock: those
+					  runs stop early. atomic, relaxed (a hint) */
+	struct list_node fork_link;    /* in the registry of pools. Sync: fork.c's lock */
 	pthread_rwlock_t migrate_lock; /* see the lock order above */
 	size_t compact_threshold;      /* immutable */
 	struct bg_compactor *bg;       /* immutable after create */
-	struct deferred *deferred;     /* created lazily; load_acquire / CAS publish */
-	zs_deferred_hook deferred_hook; /* set before the first deferred free */
-	void *deferred_hook_ctx;
+	struct deferred *deferred;     /* created lazily under setup_lock; store_release
+					  publishes it, load_acquire reads it */
+	zs_deferred_hook deferred_hook; /* Synchronization: setup_lock */
+	void *deferred_hook_ctx;       /* Synchronization: setup_lock */
 	struct zs_pool_config config;  /* immutable copy */
 };
 
@@ -441,16 +451,11 @@ extern void (*zs_race_hook)(enum zs_race_point point, struct zs_pool *pool);
 #endif
 
 /* ------------------------------------------------------------------ */
-/* Fork: a child has none of the parent's threads. Every helper thread
- * (worker, drainer, background compactor) records the generation it was
- * started in; a child sees a newer one and neither waits for nor joins
- * them (it starts its own where needed, or works synchronously). */
-extern unsigned zs_fork_generation; /* atomic, relaxed */
-static inline unsigned fork_generation(void)
-{
-	return load_relaxed(&zs_fork_generation);
-}
-void fork_watch(void); /* registers the fork handler once (pool.c) */
+/* fork.c: the registry of pools and the fork() handlers                */
+
+/* Registers a new pool (and, once, the fork handlers); removes one. */
+void fork_register_pool(struct zs_pool *pool);
+void fork_unregister_pool(struct zs_pool *pool);
 
 /* ------------------------------------------------------------------ */
 /* arena.c: backing memory                                             */
@@ -473,6 +478,10 @@ void arena_trim(struct arena *a);
 size_t arena_defrag_victims(struct arena *a, size_t *victims, size_t max);
 void arena_undrain(struct arena *a, size_t chunk);
 size_t arena_metadata_bytes(struct arena *a);
+/* fork(): with the pool's class locks held, takes the arena lock once no
+ * page is in transit; release drops it (child: the worker is gone). */
+void arena_fork_lock(struct arena *a);
+void arena_fork_release(struct arena *a, bool child);
 unsigned long arena_resident_pages(struct arena *a);
 /* The cache's capacity now, and the resident free pages it holds (for tests). */
 void arena_cache_state(struct arena *a, unsigned *capacity, unsigned *cached);
@@ -707,6 +716,8 @@ int bg_compactor_start(struct zs_pool *pool);
 /* Whether a PSI trigger on /proc/pressure/memory wakes the compactor. */
 bool bg_psi_active(struct zs_pool *pool);
 void bg_compactor_stop(struct zs_pool *pool);
+/* fork() child: the compactor thread stayed in the parent. */
+void bg_compactor_fork_child(struct zs_pool *pool);
 
 /* ------------------------------------------------------------------ */
 /* migrate.c: page migration and arena defragmentation                 */
@@ -719,6 +730,11 @@ int migrate_page(struct zs_pool *pool, uint32_t pfn, size_t below);
 /* deferred.c: deferred free                                           */
 
 void deferred_destroy(struct zs_pool *pool);
+/* fork(): phase 1 (no setup, no drain pass), phase 2 (the queue lock),
+ * then both released (child: no drainer from now on). */
+void deferred_fork_quiesce(struct zs_pool *pool);
+void deferred_fork_lock(struct zs_pool *pool);
+void deferred_fork_release(struct zs_pool *pool, bool child);
 void deferred_stats(struct zs_pool *pool, struct zs_pool_stats *st);
 
 /* ------------------------------------------------------------------ */
@@ -730,5 +746,9 @@ void zs_rcu_read_unlock(void);
 void zs_rcu_free_zspage(struct zspage *z);
 /* Waits for every zs_rcu_free_zspage() queued so far. */
 void zs_rcu_barrier(void);
+/* liburcu's fork handlers, in the order it needs them (fork.c calls them). */
+void zs_rcu_fork_prepare(void);
+void zs_rcu_fork_parent(void);
+void zs_rcu_fork_child(void);
 
 #endif /* ZS_INTERNAL_H */

@@ -117,6 +117,9 @@ ZS_EXPORT unsigned long zs_defrag(struct zs_pool *pool)
 	size_t victims[DEFRAG_MAX_VICTIMS], nr;
 	unsigned long moved = 0;
 
+	/* one at a time; a fork() waits on this lock too, and asks a running
+	 * one to stop early (fork_pending) */
+	pthread_mutex_lock(&pool->defrag_lock);
 	/* cached pages would keep victim chunks from emptying */
 	arena_trim(a);
 	nr = arena_defrag_victims(a, victims, DEFRAG_MAX_VICTIMS);
@@ -125,6 +128,8 @@ ZS_EXPORT unsigned long zs_defrag(struct zs_pool *pool)
 		uint32_t first = (uint32_t)(c * ZS_CHUNK_PAGES);
 		bool stuck = false;
 
+		/* a fork() waiting: stop (victims left are undrained below) */
+		stuck = load_relaxed(&pool->fork_pending);
 		for (uint32_t p = first; p < first + ZS_CHUNK_PAGES && !stuck; p++) {
 			/* racy peek; migrate_page() re-checks under the locks */
 			if (!pdesc_zspage(a, p))
@@ -137,5 +142,6 @@ ZS_EXPORT unsigned long zs_defrag(struct zs_pool *pool)
 		}
 		arena_undrain(a, c); /* no-op if it was emptied and unmapped */
 	}
+	pthread_mutex_unlock(&pool->defrag_lock);
 	return moved;
 }

@@ -31,24 +31,6 @@ void (*zs_race_hook)(enum zs_race_point point, struct zs_pool *pool);
 	(ZS_POOL_RETURN_ERRORS | ZS_POOL_HUGEPAGES | ZS_POOL_BG_COMPACT | ZS_POOL_PSI_COMPACT |    \
 	 ZS_POOL_FREE_POOL_LOCK | ZS_POOL_NO_SPARE)
 
-unsigned zs_fork_generation;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-
-static void fork_child(void)
-{
-	fetch_add_relaxed(&zs_fork_generation, 1);
-}
-
-static void fork_register(void)
-{
-	pthread_atfork(NULL, NULL, fork_child);
-}
-
-void fork_watch(void)
-{
-	pthread_once(&fork_once, fork_register);
-}
-
 void zs_assert_fail(const char *expr, const char *file, int line)
 {
 	fprintf(stderr, "zsmalloc: assertion failed: %s (%s:%d)\n", expr, file, line);
@@ -103,6 +85,13 @@ static size_t reserve_pages_for(const struct zs_pool_config *cfg)
 	return pages;
 }
 
+static void pool_mutexes_destroy(struct zs_pool *pool)
+{
+	pthread_mutex_destroy(&pool->setup_lock);
+	pthread_mutex_destroy(&pool->defrag_lock);
+	pthread_mutex_destroy(&pool->compact_lock);
+}
+
 ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_pool_config *config)
 {
 	struct zs_pool_config cfg = { 0 };
@@ -110,7 +99,6 @@ ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_po
 	size_t reserve;
 	int err;
 
-	fork_watch();
 	if (config)
 		cfg = *config;
 	if (cfg.chain_size == 0)
@@ -142,9 +130,13 @@ ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_po
 					reserve * (ZS_PAGE_SIZE / ZS_MIN_ALLOC_SIZE));
 	if (!err && pthread_rwlock_init(&pool->migrate_lock, NULL))
 		err = -ENOMEM;
+	pthread_mutex_init(&pool->compact_lock, NULL);
+	pthread_mutex_init(&pool->defrag_lock, NULL);
+	pthread_mutex_init(&pool->setup_lock, NULL);
 	if (!err && (cfg.flags & (ZS_POOL_BG_COMPACT | ZS_POOL_PSI_COMPACT)))
 		err = bg_compactor_start(pool);
 	if (err) {
+		pool_mutexes_destroy(pool);
 		handle_table_destroy(&pool->handles);
 		arena_destroy(&pool->arena);
 		class_table_destroy(pool);
@@ -152,6 +144,7 @@ ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_po
 		errno = -err;
 		return NULL;
 	}
+	fork_register_pool(pool);
 	return pool;
 }
 
@@ -164,6 +157,7 @@ ZS_EXPORT void zs_destroy_pool(struct zs_pool *pool)
 {
 	if (!pool)
 		return;
+	fork_unregister_pool(pool); /* no fork() handler touches it from now on */
 	bg_compactor_stop(pool);
 	deferred_destroy(pool); /* flushes queued frees first */
 	for (unsigned k = 0; k < pool->nr_classes; k++) {
@@ -185,6 +179,7 @@ ZS_EXPORT void zs_destroy_pool(struct zs_pool *pool)
 	/* descriptors of zspages freed earlier are still queued for RCU */
 	zs_rcu_barrier();
 	pthread_rwlock_destroy(&pool->migrate_lock);
+	pool_mutexes_destroy(pool);
 	handle_table_destroy(&pool->handles);
 	arena_destroy(&pool->arena);
 	class_table_destroy(pool);

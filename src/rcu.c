@@ -37,14 +37,32 @@ void __tsan_release(void *addr);
 #endif
 
 static char grace_token; /* TSan's stand-in for "a grace period passed" */
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
-/* liburcu's call_rcu worker does not survive fork(); these keep a child
- * that goes on using the library working. */
-static void register_fork_handlers(void)
+/*
+ * fork(): liburcu's call_rcu worker does not survive it, and the child's
+ * registry of readers still lists the parent's threads (a reader inside a
+ * critical section at fork() would hold up every grace period in the
+ * child). call_rcu pauses its worker first -- it may be waiting for a
+ * grace period, which needs the registry -- then urcu-bp takes the
+ * registry; after fork() the registry comes back (pruned to this thread
+ * in the child) before the worker does.
+ */
+void zs_rcu_fork_prepare(void)
 {
-	pthread_atfork(urcu_bp_call_rcu_before_fork, urcu_bp_call_rcu_after_fork_parent,
-		       urcu_bp_call_rcu_after_fork_child);
+	urcu_bp_call_rcu_before_fork();
+	urcu_bp_before_fork();
+}
+
+void zs_rcu_fork_parent(void)
+{
+	urcu_bp_after_fork_parent();
+	urcu_bp_call_rcu_after_fork_parent();
+}
+
+void zs_rcu_fork_child(void)
+{
+	urcu_bp_after_fork_child();
+	urcu_bp_call_rcu_after_fork_child();
 }
 
 void zs_rcu_read_lock(void)
@@ -69,7 +87,6 @@ static void free_zspage_cb(struct rcu_head *head)
 
 void zs_rcu_free_zspage(struct zspage *z)
 {
-	pthread_once(&fork_once, register_fork_handlers);
 	tsan_release(z); /* the callback thread's accesses come after ours */
 	urcu_bp_call_rcu(&z->rcu, free_zspage_cb);
 }

@@ -251,6 +251,71 @@ static void test_hook(void **state)
 	free(sh.handle_of);
 }
 
+/*
+ * zs_pool_set_deferred_hook() racing the pool's first deferred free: the
+ * hook call either wins -- returns 0, and the cookie queued at the same
+ * time reaches the hook -- or loses with -EBUSY and the hook never runs.
+ * It used to be able to return 0 while the first free had already copied
+ * the old (absent) hook: the cookie was then lost.
+ */
+struct hook_race {
+	struct zs_pool *pool;
+	struct shadow *sh;
+	pthread_barrier_t go;
+	unsigned spin; /* delay after the barrier: varies which side goes first */
+	int set_result;
+};
+
+static void *race_set_hook(void *arg)
+{
+	struct hook_race *r = arg;
+
+	pthread_barrier_wait(&r->go);
+	for (volatile unsigned i = 0; i < r->spin; i++)
+		;
+	r->set_result = zs_pool_set_deferred_hook(r->pool, count_hook, r->sh);
+	return NULL;
+}
+
+static void test_hook_race(void **state)
+{
+	enum { TRIALS = 1000 };
+	unsigned won = 0, lost = 0;
+
+	(void)state;
+	for (int t = 0; t < TRIALS; t++) {
+		unsigned count = 0;
+		unsigned long handle_of;
+		struct shadow sh = { .count = &count, .nr = 1, .handle_of = &handle_of };
+		struct hook_race r = { .pool = zs_create_pool("hook-race"), .sh = &sh,
+				       .spin = (unsigned)t * 37 % 211 * 40 };
+		pthread_t tid;
+
+		assert_non_null(r.pool);
+		handle_of = zs_malloc(r.pool, 100);
+		assert_true(handle_of != 0);
+		pthread_barrier_init(&r.go, NULL, 2);
+		assert_int_equal(pthread_create(&tid, NULL, race_set_hook, &r), 0);
+		pthread_barrier_wait(&r.go);
+		zs_free_deferred_cookie(r.pool, handle_of, 0);
+		pthread_join(tid, NULL);
+		pthread_barrier_destroy(&r.go);
+		zs_free_deferred_flush(r.pool);
+		if (r.set_result == 0) {
+			assert_int_equal(__atomic_load_n(&count, __ATOMIC_RELAXED), 1);
+			won++;
+		} else {
+			assert_int_equal(r.set_result, -EBUSY);
+			assert_int_equal(__atomic_load_n(&count, __ATOMIC_RELAXED), 0);
+			lost++;
+		}
+		assert_int_equal(sh.bad, 0);
+		assert_int_equal(objs_used(r.pool), 0);
+		zs_destroy_pool(r.pool);
+	}
+	print_message("hook set first %u times, refused %u times\n", won, lost);
+}
+
 struct torture {
 	struct zs_pool *pool;
 	struct shadow *sh;
@@ -394,6 +459,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_idle_thread_drained),
 		cmocka_unit_test(test_invalid_deferred),
 		cmocka_unit_test(test_hook),
+		cmocka_unit_test(test_hook_race),
 		cmocka_unit_test(test_torture_tiny_buffers),
 		cmocka_unit_test(test_torture_no_spares),
 		cmocka_unit_test(test_fork_child),
