@@ -15,6 +15,13 @@
  * with errno EBADF), the event is counted in zs_pool_stats.invalid_handles,
  * and nothing else changes.
  *
+ * A NULL pool is never dereferenced: calls that return an error code or a
+ * handle/pointer fail with EINVAL (-EINVAL, or 0/NULL with errno EINVAL);
+ * calls that return void do nothing; zs_get_total_pages,
+ * zs_huge_class_size, zs_class_count, zs_compact, zs_compactable_pages and
+ * zs_defrag return 0, zs_lookup_class_index ZS_NO_CLASS. A NULL buffer
+ * where bytes are to be read or written is EINVAL likewise.
+ *
  * Concurrency. Every call may run concurrently with every other call on the
  * same pool, from any number of threads, with these exceptions:
  *
@@ -103,6 +110,12 @@ struct zs_pool_config {
 };
 
 #define ZS_DEFERRED_NO_SPARES (~0u)
+/* Bounds of the deferred-free settings (beyond them: EINVAL). Each queued
+ * handle takes 16 bytes: the spares hold at most 64 MiB. */
+#define ZS_DEFERRED_MAX_BUFFER  65536u   /* handles per buffer */
+#define ZS_DEFERRED_MAX_SPARES  4096u    /* spare buffers */
+#define ZS_DEFERRED_MAX_ENTRIES (1u << 22) /* buffer size x spares */
+#define ZS_NO_CLASS (~0u) /* zs_lookup_class_index() of a NULL pool */
 
 struct zs_pool_stats {
 	unsigned long pages_compacted;  /* pages freed by compaction so far */
@@ -148,7 +161,8 @@ struct zs_class_stats {
 
 enum zs_stats_format { ZS_STATS_TEXT = 0, ZS_STATS_JSON = 1 };
 
-/* Pools. NULL + errno (ENOMEM, EINVAL for a bad config) on failure. */
+/* Pools. NULL + errno (ENOMEM, EINVAL for a bad config: chain_size above
+ * 16, an unknown flag, deferred settings out of bounds) on failure. */
 struct zs_pool *zs_create_pool(const char *name);
 struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_pool_config *config);
 /* Frees everything, live objects included. See the table above. */
@@ -169,7 +183,7 @@ unsigned long zs_malloc(struct zs_pool *pool, size_t size);
  * and EINVAL for a NULL src.
  */
 unsigned long zs_malloc_write(struct zs_pool *pool, const void *src, size_t size);
-/* Frees a live handle; 0 is ignored. Takes no pool-wide lock. */
+/* Frees a live handle; 0 (and a NULL pool) is ignored. Takes no pool-wide lock. */
 void zs_free(struct zs_pool *pool, unsigned long handle);
 
 /*
@@ -205,7 +219,8 @@ void zs_free_deferred_cookie(struct zs_pool *pool, unsigned long handle, unsigne
  * zs_obj_read_end(). local_copy must hold mem_len bytes; it is used (and
  * returned) only when the object straddles two non-adjacent pages. The object
  * cannot move meanwhile. NULL with errno EINVAL when mem_len exceeds the
- * object's capacity, EBADF for an invalid handle (ZS_POOL_RETURN_ERRORS).
+ * object's capacity or for a NULL local_copy, EBADF for an invalid handle
+ * (ZS_POOL_RETURN_ERRORS).
  */
 void *zs_obj_read_begin(struct zs_pool *pool, unsigned long handle, size_t mem_len,
 			void *local_copy);
@@ -213,7 +228,8 @@ void zs_obj_read_end(struct zs_pool *pool, unsigned long handle, size_t mem_len,
 		     void *handle_mem);
 /*
  * Copies mem_len bytes in. 0, or -EINVAL when mem_len exceeds what the object
- * holds (its size rounded up to its class), -EBADF for an invalid handle.
+ * holds (its size rounded up to its class) or for a NULL src, -EBADF for an
+ * invalid handle.
  */
 int zs_obj_write(struct zs_pool *pool, unsigned long handle, const void *src, size_t mem_len);
 
@@ -233,13 +249,14 @@ void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *stats);
 /*
  * Figures of the i-th distinct (merged) class, i in 0..zs_class_count()-1,
  * in ascending size; out->index is its index in the kernel's table. Returns
- * 0, or -ENOENT when i is out of range.
+ * 0, -ENOENT when i is out of range, -EINVAL for a NULL out.
  */
 int zs_class_stats(struct zs_pool *pool, unsigned int index, struct zs_class_stats *out);
 unsigned int zs_class_count(struct zs_pool *pool);
 /*
  * Writes the per-class table (kernel debugfs format, or JSON) into buf, like
- * snprintf: returns the length the whole text needs, excluding the NUL.
+ * snprintf: returns the length the whole text needs, excluding the NUL;
+ * -EINVAL for an unknown format, or a NULL buf with a non-zero size.
  */
 int zs_pool_stats_dump(struct zs_pool *pool, enum zs_stats_format format, char *buf,
 		       size_t size);

@@ -166,7 +166,7 @@ ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
 
 	/* one compaction at a time; a fork() waits on this lock too, and asks
 	 * a running one to stop early (fork_pending) */
-	if (pthread_mutex_trylock(&pool->compact_lock))
+	if (!pool || pthread_mutex_trylock(&pool->compact_lock))
 		return 0;
 	for (unsigned k = pool->nr_classes; k-- > 0 && !load_relaxed(&pool->fork_pending);) {
 		struct size_class *class = &pool->classes[k];
@@ -192,6 +192,8 @@ ZS_EXPORT unsigned long zs_compactable_pages(struct zs_pool *pool)
 {
 	unsigned long pages = 0;
 
+	if (!pool)
+		return 0;
 	for (unsigned k = 0; k < pool->nr_classes; k++) {
 		struct size_class *class = &pool->classes[k];
 		zs_mutex_lock(&class->lock);

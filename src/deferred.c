@@ -551,14 +551,15 @@ static void queue(struct zs_pool *pool, unsigned long handle, unsigned long cook
 
 ZS_EXPORT void zs_free_deferred(struct zs_pool *pool, unsigned long handle)
 {
-	if (handle)
+	if (pool && handle)
 		queue(pool, handle, 0);
 }
 
 ZS_EXPORT void zs_free_deferred_cookie(struct zs_pool *pool, unsigned long handle,
 				       unsigned long cookie)
 {
-	queue(pool, handle, cookie);
+	if (pool)
+		queue(pool, handle, cookie);
 }
 
 ZS_EXPORT int zs_pool_set_deferred_hook(struct zs_pool *pool, zs_deferred_hook hook, void *ctx)
@@ -582,7 +583,7 @@ ZS_EXPORT int zs_pool_set_deferred_hook(struct zs_pool *pool, zs_deferred_hook h
 
 ZS_EXPORT void zs_free_deferred_flush(struct zs_pool *pool)
 {
-	struct deferred *d = load_acquire(&pool->deferred);
+	struct deferred *d = pool ? load_acquire(&pool->deferred) : NULL;
 	uint64_t target;
 
 	if (!d)

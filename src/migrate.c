@@ -117,6 +117,8 @@ ZS_EXPORT unsigned long zs_defrag(struct zs_pool *pool)
 	size_t victims[DEFRAG_MAX_VICTIMS], nr;
 	unsigned long moved = 0;
 
+	if (!pool)
+		return 0;
 	/* one at a time; a fork() waits on this lock too, and asks a running
 	 * one to stop early (fork_pending) */
 	pthread_mutex_lock(&pool->defrag_lock);

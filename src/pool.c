@@ -72,13 +72,31 @@ void pool_unreserve_pages(struct zs_pool *pool, unsigned n)
 	fetch_sub_relaxed(&pool->pages_allocated, n);
 }
 
+/*
+ * The deferred-free buffers stay within bounds: each buffer holds at most
+ * ZS_DEFERRED_MAX_BUFFER handles, a pool keeps at most
+ * ZS_DEFERRED_MAX_SPARES spares, and the spares together at most
+ * ZS_DEFERRED_MAX_ENTRIES handles (16 bytes each: 64 MiB).
+ */
+static bool deferred_config_ok(const struct zs_pool_config *cfg)
+{
+	unsigned long size = cfg->deferred_buffer_size ? cfg->deferred_buffer_size : 1024;
+	unsigned long spares = cfg->deferred_spares == ZS_DEFERRED_NO_SPARES ? 0
+			       : cfg->deferred_spares;
+
+	return size <= ZS_DEFERRED_MAX_BUFFER && spares <= ZS_DEFERRED_MAX_SPARES &&
+	       size * spares <= ZS_DEFERRED_MAX_ENTRIES;
+}
+
 /* Address space to reserve: twice the RAM, or the limit plus slack. */
 static size_t reserve_pages_for(const struct zs_pool_config *cfg)
 {
 	long phys = sysconf(_SC_PHYS_PAGES);
 	size_t pages = phys > 0 ? (size_t)phys * 2 : (size_t)1 << 24;
 
-	if (cfg->max_pages)
+	if (cfg->max_pages > ZS_MAX_PFN) /* more than the arena can address */
+		pages = ZS_MAX_PFN + 1;
+	else if (cfg->max_pages)
 		pages = cfg->max_pages + cfg->max_pages / 8 + 4 * ZS_CHUNK_PAGES;
 	if (pages > ZS_MAX_PFN + 1)
 		pages = ZS_MAX_PFN + 1;
@@ -103,7 +121,8 @@ ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_po
 		cfg = *config;
 	if (cfg.chain_size == 0)
 		cfg.chain_size = ZS_DEFAULT_CHAIN;
-	if (cfg.chain_size > ZS_MAX_CHAIN || (cfg.flags & ~ZS_KNOWN_FLAGS)) {
+	if (cfg.chain_size > ZS_MAX_CHAIN || (cfg.flags & ~ZS_KNOWN_FLAGS) ||
+	    !deferred_config_ok(&cfg)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -194,7 +213,7 @@ static unsigned long pool_malloc(struct zs_pool *pool, size_t size, const void *
 	unsigned long handle;
 	uint64_t obj;
 
-	if (size == 0) {
+	if (!pool || size == 0) {
 		errno = EINVAL;
 		return 0;
 	}
@@ -380,7 +399,7 @@ ZS_EXPORT void zs_free(struct zs_pool *pool, unsigned long handle)
 	struct zspage *z;
 	uint64_t obj;
 
-	if (!handle)
+	if (!pool || !handle)
 		return;
 	if (pool->flags & ZS_POOL_FREE_POOL_LOCK) {
 		free_pool_locked(pool, handle);
@@ -530,6 +549,10 @@ ZS_EXPORT void *zs_obj_read_begin(struct zs_pool *pool, unsigned long handle, si
 	uint64_t obj;
 	char *p;
 
+	if (!pool || !local_copy) {
+		errno = EINVAL;
+		return NULL;
+	}
 	z = obj_lock(pool, handle, &obj, "zs_obj_read_begin");
 	if (!z)
 		return NULL;
@@ -558,6 +581,8 @@ ZS_EXPORT void zs_obj_read_end(struct zs_pool *pool, unsigned long handle, size_
 
 	(void)mem_len;
 	(void)handle_mem;
+	if (!pool)
+		return;
 	if (handle_lookup(&pool->handles, handle, &obj, NULL)) {
 		pool_report_invalid(pool, "zs_obj_read_end", handle);
 		return;
@@ -575,6 +600,8 @@ ZS_EXPORT int zs_obj_write(struct zs_pool *pool, unsigned long handle, const voi
 	uint64_t obj;
 	char *p;
 
+	if (!pool || (!src && mem_len))
+		return -EINVAL;
 	z = obj_lock(pool, handle, &obj, "zs_obj_write");
 	if (!z)
 		return -EBADF;
@@ -599,21 +626,23 @@ ZS_EXPORT int zs_obj_write(struct zs_pool *pool, unsigned long handle, const voi
 
 ZS_EXPORT size_t zs_huge_class_size(struct zs_pool *pool)
 {
-	return pool->huge_class_size;
+	return pool ? pool->huge_class_size : 0;
 }
 
 ZS_EXPORT unsigned long zs_get_total_pages(struct zs_pool *pool)
 {
-	return load_relaxed(&pool->pages_allocated);
+	return pool ? load_relaxed(&pool->pages_allocated) : 0;
 }
 
 ZS_EXPORT unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int size)
 {
-	return pool_class(pool, size)->index;
+	return pool ? pool_class(pool, size)->index : ZS_NO_CLASS;
 }
 
 ZS_EXPORT void zs_pool_trim(struct zs_pool *pool)
 {
+	if (!pool)
+		return;
 	for (unsigned k = 0; k < pool->nr_classes; k++) {
 		struct size_class *class = &pool->classes[k];
 		struct zspage *z;

@@ -34,13 +34,15 @@ static void class_stats_locked(struct size_class *class, struct zs_class_stats *
 
 ZS_EXPORT unsigned int zs_class_count(struct zs_pool *pool)
 {
-	return pool->nr_classes;
+	return pool ? pool->nr_classes : 0;
 }
 
 ZS_EXPORT int zs_class_stats(struct zs_pool *pool, unsigned int index, struct zs_class_stats *out)
 {
 	struct size_class *class;
 
+	if (!pool || !out)
+		return -EINVAL;
 	if (index >= pool->nr_classes)
 		return -ENOENT;
 	class = &pool->classes[index];
@@ -52,7 +54,11 @@ ZS_EXPORT int zs_class_stats(struct zs_pool *pool, unsigned int index, struct zs
 
 ZS_EXPORT void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 {
+	if (!st)
+		return;
 	memset(st, 0, sizeof(*st));
+	if (!pool)
+		return;
 	for (unsigned k = 0; k < pool->nr_classes; k++) {
 		struct size_class *class = &pool->classes[k];
 		zs_mutex_lock(&class->lock);
@@ -183,6 +189,9 @@ ZS_EXPORT int zs_pool_stats_dump(struct zs_pool *pool, enum zs_stats_format form
 {
 	struct out o = { .buf = buf, .size = size, .len = 0 };
 
+	if (!pool || (!buf && size) ||
+	    (format != ZS_STATS_TEXT && format != ZS_STATS_JSON))
+		return -EINVAL;
 	if (size)
 		buf[0] = '\0';
 	if (format == ZS_STATS_JSON)

@@ -329,6 +329,111 @@ static void test_arguments(void **state)
 	zs_destroy_pool(pool);
 }
 
+/*
+ * A NULL pool (or a NULL buffer where bytes are read or written) is an
+ * error or a no-op, never a dereference: each call below used to crash.
+ */
+static void test_null_arguments(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("null-args");
+	struct zs_pool_stats st;
+	struct zs_class_stats cs;
+	unsigned char buf[64] = { 0 };
+	char text[16];
+	unsigned long h;
+
+	(void)state;
+	errno = 0;
+	assert_int_equal(zs_malloc(NULL, 100), 0);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(zs_malloc_write(NULL, buf, 10), 0);
+	assert_int_equal(errno, EINVAL);
+	zs_free(NULL, 0x1234);
+	zs_free_deferred(NULL, 0x1234);
+	zs_free_deferred_cookie(NULL, 0x1234, 1);
+	zs_free_deferred_flush(NULL);
+	assert_int_equal(zs_pool_set_deferred_hook(NULL, NULL, NULL), -EINVAL);
+	errno = 0;
+	assert_null(zs_obj_read_begin(NULL, 0x1234, 10, buf));
+	assert_int_equal(errno, EINVAL);
+	zs_obj_read_end(NULL, 0x1234, 10, buf);
+	assert_int_equal(zs_obj_write(NULL, 0x1234, buf, 10), -EINVAL);
+	assert_int_equal(zs_huge_class_size(NULL), 0);
+	assert_int_equal(zs_get_total_pages(NULL), 0);
+	assert_int_equal(zs_lookup_class_index(NULL, 100), ZS_NO_CLASS);
+	assert_int_equal(zs_class_count(NULL), 0);
+	assert_int_equal(zs_class_stats(NULL, 0, &cs), -EINVAL);
+	assert_int_equal(zs_class_stats(pool, 0, NULL), -EINVAL);
+	memset(&st, 0xff, sizeof(st));
+	zs_pool_stats(NULL, &st);
+	assert_int_equal(st.objs_used, 0);
+	zs_pool_stats(pool, NULL);
+	assert_int_equal(zs_pool_stats_dump(NULL, ZS_STATS_TEXT, text, sizeof(text)), -EINVAL);
+	assert_int_equal(zs_pool_stats_dump(pool, ZS_STATS_TEXT, NULL, 10), -EINVAL);
+	assert_int_equal(zs_pool_stats_dump(pool, (enum zs_stats_format)7, text, sizeof(text)),
+			 -EINVAL);
+	assert_true(zs_pool_stats_dump(pool, ZS_STATS_TEXT, NULL, 0) > 0); /* snprintf's rule */
+	assert_int_equal(zs_compact(NULL), 0);
+	assert_int_equal(zs_compactable_pages(NULL), 0);
+	assert_int_equal(zs_defrag(NULL), 0);
+	zs_pool_trim(NULL);
+	zs_destroy_pool(NULL);
+
+	/* NULL buffers on a live handle: refused, the object unchanged */
+	h = zs_malloc(pool, 50);
+	write_pattern(pool, h, 50, 4);
+	assert_int_equal(zs_obj_write(pool, h, NULL, 10), -EINVAL);
+	errno = 0;
+	assert_null(zs_obj_read_begin(pool, h, 10, NULL));
+	assert_int_equal(errno, EINVAL);
+	check_pattern(pool, h, 50, 4); /* and not left read-locked */
+	assert_int_equal(zs_obj_write(pool, h, NULL, 0), 0); /* nothing to copy */
+	zs_free(pool, h);
+	zs_destroy_pool(pool);
+}
+
+/* Deferred-free settings are bounded: absurd ones are a bad config, not
+ * terabytes of spare buffers. */
+static void test_deferred_bounds(void **state)
+{
+	static const struct {
+		unsigned size, spares;
+		int ok;
+	} cases[] = {
+		{ 0, 0, 1 },
+		{ ZS_DEFERRED_MAX_BUFFER, 1, 1 },
+		{ ZS_DEFERRED_MAX_BUFFER + 1, 1, 0 },
+		{ 16, ZS_DEFERRED_MAX_SPARES, 1 },
+		{ 16, ZS_DEFERRED_MAX_SPARES + 1, 0 },
+		{ 0, 1000000000u, 0 },
+		{ 4000000000u, 0, 0 },
+		{ ZS_DEFERRED_MAX_BUFFER, ZS_DEFERRED_MAX_SPARES, 0 }, /* 4 GiB of entries */
+		{ ZS_DEFERRED_MAX_BUFFER, ZS_DEFERRED_NO_SPARES, 1 },
+		{ 1024, ZS_DEFERRED_MAX_ENTRIES / 1024, 1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct zs_pool_config cfg = { .deferred_buffer_size = cases[i].size,
+					      .deferred_spares = cases[i].spares };
+		struct zs_pool *pool;
+
+		errno = 0;
+		pool = zs_create_pool_ex("bounds", &cfg);
+		if (!cases[i].ok) {
+			assert_null(pool);
+			assert_int_equal(errno, EINVAL);
+			continue;
+		}
+		assert_non_null(pool);
+		unsigned long h = zs_malloc(pool, 100);
+		zs_free_deferred(pool, h); /* builds the spares */
+		zs_free_deferred_flush(pool);
+		zs_destroy_pool(pool);
+	}
+}
+
 static void test_stats_dump(void **state)
 {
 	struct zs_pool *pool = zs_create_pool("dump \"quoted\"");
@@ -573,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_straddle_copy), cmocka_unit_test(test_huge_class),
 		cmocka_unit_test(test_fullness),      cmocka_unit_test(test_max_pages),
 		cmocka_unit_test(test_arguments),     cmocka_unit_test(test_stats_dump),
+		cmocka_unit_test(test_null_arguments), cmocka_unit_test(test_deferred_bounds),
 		cmocka_unit_test(test_rss_returns),   cmocka_unit_test(test_prefault_refills),
 		cmocka_unit_test(test_thp_policy),    cmocka_unit_test(test_cache_scales),
 	};
