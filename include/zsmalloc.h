@@ -13,7 +13,12 @@
  * and aborts the process, like glibc's double-free check, unless the pool was
  * created with ZS_POOL_RETURN_ERRORS: then the call fails (-EBADF, or NULL
  * with errno EBADF), the event is counted in zs_pool_stats.invalid_handles,
- * and nothing else changes.
+ * and nothing else changes. Handles carry a 32-bit generation, bumped at
+ * each free of their slot and checked against the object's header: a stale
+ * handle is detected unless its slot has been freed and reused a multiple
+ * of 2^32 - 1 times since (65,535 with the former 16 bits); a forged one
+ * unless it guesses a live handle's slot and generation. A pool holds at
+ * most 2^31 - 1 live handles.
  *
  * A NULL pool is never dereferenced: calls that return an error code or a
  * handle/pointer fail with EINVAL (-EINVAL, or 0/NULL with errno EINVAL);

@@ -27,22 +27,22 @@
 #define HANDLE_BATCH       32
 #define HANDLE_CACHE_MAX   (4 * HANDLE_BATCH)
 #define HANDLE_COMMIT      ((size_t)(2u << 20) / sizeof(uint64_t)) /* 2 MiB of slots */
-#define SLOT_LINK_SHIFT    1
 
-static inline uint64_t slot_gen(uint64_t w)
-{
-	return w >> SLOT_GEN_SHIFT;
-}
-
-/* Free-slot word: generation kept, link = next free index + 1 (0 = end). */
+/* Free-slot word (layout in internal.h): the slot's next generation, and
+ * link = next free index + 1 (0 = end). */
 static inline uint64_t free_word(uint64_t gen, uint64_t link)
 {
-	return (gen << SLOT_GEN_SHIFT) | (link << SLOT_LINK_SHIFT);
+	return (gen << SLOT_FREE_GEN_SHIFT) | (link << SLOT_LINK_SHIFT);
+}
+
+static inline uint64_t free_gen(uint64_t w)
+{
+	return w >> SLOT_FREE_GEN_SHIFT;
 }
 
 static inline uint64_t free_link(uint64_t w)
 {
-	return (w & SLOT_OBJ_MASK) >> SLOT_LINK_SHIFT;
+	return (w & ((1ull << SLOT_FREE_GEN_SHIFT) - 1)) >> SLOT_LINK_SHIFT;
 }
 
 static inline uint64_t handle_idx(unsigned long handle)
@@ -52,32 +52,41 @@ static inline uint64_t handle_idx(unsigned long handle)
 
 static inline uint64_t handle_gen(unsigned long handle)
 {
-	return (handle >> HANDLE_GEN_SHIFT) & ((1u << SLOT_GEN_BITS) - 1);
+	return (handle >> HANDLE_GEN_SHIFT) & HANDLE_GEN_MASK;
+}
+
+/* The live slot word of handle at obj. */
+static inline uint64_t live_word(unsigned long handle, uint64_t obj)
+{
+	return ((handle_gen(handle) & ((1u << SLOT_GEN_BITS) - 1)) << SLOT_GEN_SHIFT) | obj |
+	       SLOT_ALLOC;
 }
 
 /*
  * A fresh slot's first generation: a hash of its index and the table's
- * random seed, so that guessing a live handle is a 1-in-65535 shot even in
- * a new pool, where every slot would otherwise be on generation 1.
+ * random seed, so that a guessed handle matches a live one only by a
+ * 1-in-2^32 chance even in a new pool, where every slot would otherwise be
+ * on generation 1.
  */
 static inline uint64_t first_gen(const struct handle_table *t, uint64_t idx)
 {
 	uint64_t z = (idx ^ t->gen_seed) * 0x9e3779b97f4a7c15ull;
-	uint64_t gen = (z >> 40) & ((1u << SLOT_GEN_BITS) - 1);
+	uint64_t gen = (z >> 32) & HANDLE_GEN_MASK;
 	return gen ? gen : 1;
 }
 
 static inline uint64_t next_gen(uint64_t gen)
 {
-	gen = (gen + 1) & ((1u << SLOT_GEN_BITS) - 1);
+	gen = (gen + 1) & HANDLE_GEN_MASK;
 	return gen ? gen : 1; /* generation 0 is never handed out */
 }
 
 int handle_table_init(struct handle_table *t, size_t max_slots)
 {
 	memset(t, 0, sizeof(*t));
-	if (max_slots > (1ull << 32))
-		max_slots = 1ull << 32;
+	/* whole commits, below the 31-bit index (the last commit loses a slot) */
+	if (max_slots > HANDLE_MAX_SLOTS)
+		max_slots = HANDLE_MAX_SLOTS;
 	max_slots = (max_slots + HANDLE_COMMIT - 1) / HANDLE_COMMIT * HANDLE_COMMIT;
 	t->slots = vm_reserve(max_slots * sizeof(uint64_t), ZS_PAGE_SIZE);
 	if (!t->slots)
@@ -131,7 +140,7 @@ static void cache_refill_locked(struct handle_table *t, struct size_class *class
 			w = load_relaxed(&t->slots[idx]);
 			t->free_head = free_link(w);
 			t->nr_free--;
-			cache_push(t, class, idx, slot_gen(w));
+			cache_push(t, class, idx, free_gen(w));
 			continue;
 		}
 		if (t->bump == t->nr_committed) {
@@ -142,8 +151,10 @@ static void cache_refill_locked(struct handle_table *t, struct size_class *class
 			 * that sees the new bound finds the slots mapped */
 			store_release(&t->nr_committed, t->nr_committed + HANDLE_COMMIT);
 		}
+		if (t->bump == HANDLE_MAX_SLOTS)
+			break; /* index + 1 must fit the free word's link */
 		idx = t->bump++;
-		cache_push(t, class, idx, 0);
+		cache_push(t, class, idx, first_gen(t, idx));
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -158,7 +169,7 @@ static void cache_spill_locked(struct handle_table *t, struct size_class *class,
 
 		class->handle_cache = free_link(w);
 		class->handle_cached--;
-		store_relaxed(&t->slots[idx], free_word(slot_gen(w), t->free_head));
+		store_relaxed(&t->slots[idx], free_word(free_gen(w), t->free_head));
 		t->free_head = idx + 1;
 		t->nr_free++;
 	}
@@ -178,7 +189,7 @@ unsigned long handle_alloc_locked(struct handle_table *t, struct size_class *cla
 	w = load_relaxed(&t->slots[idx]);
 	class->handle_cache = free_link(w);
 	class->handle_cached--;
-	gen = slot_gen(w) ? slot_gen(w) : first_gen(t, idx);
+	gen = free_gen(w);
 	/* the slot still reads as free until handle_publish_locked() */
 	return (unsigned long)((idx << HANDLE_IDX_SHIFT) | (gen << HANDLE_GEN_SHIFT));
 }
@@ -189,8 +200,7 @@ void handle_publish_locked(struct handle_table *t, struct size_class *class,
 	assert_held(&class->lock);
 	/* release: pairs with handle_lookup()'s acquire; the object's header
 	 * and its zspage are in place before the handle resolves */
-	store_release(&t->slots[handle_idx(handle)],
-		      (handle_gen(handle) << SLOT_GEN_SHIFT) | obj | SLOT_ALLOC);
+	store_release(&t->slots[handle_idx(handle)], live_word(handle, obj));
 }
 
 void handle_move_locked(struct handle_table *t, struct size_class *class, unsigned long handle,
@@ -200,8 +210,7 @@ void handle_move_locked(struct handle_table *t, struct size_class *class, unsign
 	ZS_ASSERT(load_relaxed(&t->slots[handle_idx(handle)]) & SLOT_ALLOC);
 	/* release: pairs with handle_lookup()'s acquire in readers, which see
 	 * the copied object before its new location */
-	store_release(&t->slots[handle_idx(handle)],
-		      (handle_gen(handle) << SLOT_GEN_SHIFT) | obj | SLOT_ALLOC);
+	store_release(&t->slots[handle_idx(handle)], live_word(handle, obj));
 }
 
 void handle_free_locked(struct handle_table *t, struct size_class *class, unsigned long handle)
@@ -221,7 +230,7 @@ void handle_unalloc_locked(struct handle_table *t, struct size_class *class,
 	uint64_t idx = handle_idx(handle);
 
 	assert_held(&class->lock);
-	cache_push(t, class, idx, slot_gen(load_relaxed(&t->slots[idx])));
+	cache_push(t, class, idx, handle_gen(handle)); /* not used: same generation */
 }
 
 void handle_cache_drain_locked(struct handle_table *t, struct size_class *class)

@@ -77,18 +77,32 @@ static inline void prefetch_write(const void *p)
 #endif
 
 /*
- * Handle slot word (one uint64_t per handle, in the handle table):
+ * A handle value is (slot index << 33) | (generation << 1): a 31-bit slot
+ * index, a 32-bit generation (never 0), and bit 0 always 0 so that an
+ * object header can hold "handle | 1" and be told apart from a free
+ * object's link word. The generation is bumped each time the handle is
+ * freed: a stale handle (its slot freed, maybe reused) fails validation
+ * unless the slot was reused a multiple of 2^32 - 1 times since.
  *
- *   bit  0      ALLOC: 1 while the handle is live
- *   bits 1..11  obj_idx   (live)  \
- *   bits 12..19 class_idx (live)   } "obj": where the object is; free slots
- *   bits 20..47 pfn       (live)  /   keep the next free slot index + 1 here
- *   bits 48..63 generation: bumped when the handle is freed
+ * Handle slot word (one uint64_t per handle, in the handle table), live:
  *
- * A handle value is (slot index << 17) | (generation << 1): bit 0 is always 0
- * so an object header can hold "handle | 1" and be told apart from a free
- * object's link word. The generation tag makes a stale handle (its slot
- * freed, maybe reused) fail validation.
+ *   bit  0      ALLOC: 1
+ *   bits 1..11  obj_idx   \
+ *   bits 12..19 class_idx  } "obj": where the object is
+ *   bits 20..47 pfn       /
+ *   bits 48..63 the generation's low 16 bits
+ *
+ * and free:
+ *
+ *   bit  0      ALLOC: 0
+ *   bits 1..31  next free slot index + 1 (0: end of the list)
+ *   bits 32..63 the generation the slot's next handle gets
+ *
+ * The live word has room for 16 bits of the generation only: lockless
+ * validation (handle_lookup) compares those, and the check that decides --
+ * under the class lock (free) or the zspage read lock (read, write) --
+ * compares the whole handle with the one the object carries (its header,
+ * or the huge zspage's huge_handle).
  */
 #define SLOT_ALLOC        1ull
 #define OBJ_IDX_SHIFT     1
@@ -98,16 +112,27 @@ static inline void prefetch_write(const void *p)
 #define OBJ_PFN_SHIFT     (OBJ_CLASS_SHIFT + OBJ_CLASS_BITS)
 #define OBJ_PFN_BITS      28
 #define SLOT_GEN_SHIFT    (OBJ_PFN_SHIFT + OBJ_PFN_BITS)
-#define SLOT_GEN_BITS     16
+#define SLOT_GEN_BITS     16 /* of the generation, in a live slot word */
 #define SLOT_OBJ_MASK     (((1ull << SLOT_GEN_SHIFT) - 1) & ~SLOT_ALLOC)
+#define SLOT_LINK_SHIFT   1  /* free slot word: link, then the whole generation */
+#define SLOT_FREE_GEN_SHIFT 32
 #define HANDLE_GEN_SHIFT  1
-#define HANDLE_IDX_SHIFT  (HANDLE_GEN_SHIFT + SLOT_GEN_BITS)
+#define HANDLE_GEN_BITS   32
+#define HANDLE_GEN_MASK   ((1ull << HANDLE_GEN_BITS) - 1)
+#define HANDLE_IDX_SHIFT  (HANDLE_GEN_SHIFT + HANDLE_GEN_BITS)
+#define HANDLE_IDX_BITS   31
+/* the free word's link holds index + 1 in 31 bits */
+#define HANDLE_MAX_SLOTS  ((1ull << HANDLE_IDX_BITS) - 1)
 #define ZS_MAX_PFN        ((1ull << OBJ_PFN_BITS) - 1)
 #define OBJ_TAG_ALLOCATED 1ull /* object header: handle | 1 */
 #define OBJ_NONE          0xffffu
 
 #if SLOT_GEN_SHIFT + SLOT_GEN_BITS != 64
 #error "slot word layout must fill 64 bits"
+#endif
+#if HANDLE_IDX_SHIFT + HANDLE_IDX_BITS != 64 || SLOT_FREE_GEN_SHIFT + HANDLE_GEN_BITS != 64 || \
+	SLOT_LINK_SHIFT + HANDLE_IDX_BITS != SLOT_FREE_GEN_SHIFT
+#error "handle and free slot word layouts must fill 64 bits"
 #endif
 #if (1 << OBJ_IDX_BITS) < ZS_MAX_OBJS_PER_ZSPAGE
 #error "OBJ_IDX_BITS too small for the largest zspage"
@@ -267,7 +292,9 @@ struct zspage {
 	uint8_t fullness;      /* Synchronization: class lock */
 	bool dead;             /* unlinked for freeing. Synchronization: class lock */
 	bool spare;            /* empty, kept for reuse. Synchronization: class lock */
-	unsigned long huge_handle; /* huge class: handle of its only object. Sync: class lock */
+	unsigned long huge_handle; /* huge class: handle of its only object. Written under
+				      the class lock (store_relaxed); read under it, or
+				      load_relaxed under the zspage read lock */
 	struct rcu_head rcu;
 	/*
 	 * Page frame numbers. Written only with the class lock and the zspage
@@ -533,19 +560,21 @@ size_t handle_table_bytes(struct handle_table *t);
 
 /*
  * Lockless validation: returns the handle's live obj in *obj, or -EBADF if
- * the handle is out of range, malformed, free, or of another generation.
- * *wordp (if non-NULL) receives the slot address. Safe from any thread; the
- * answer is authoritative only under the class lock named by obj's class.
+ * the handle is out of range, malformed, free, or of another generation
+ * (its low 16 bits). *wordp (if non-NULL) receives the slot address. Safe
+ * from any thread; authoritative only under the class lock named by obj's
+ * class together with zspage_obj_is() (the whole generation).
  */
 static inline int handle_lookup(struct handle_table *t, unsigned long handle, uint64_t *obj,
 				uint64_t **wordp)
 {
 	uint64_t idx = handle >> HANDLE_IDX_SHIFT;
-	uint64_t gen = (handle >> HANDLE_GEN_SHIFT) & ((1u << SLOT_GEN_BITS) - 1);
+	uint64_t gen = (handle >> HANDLE_GEN_SHIFT) & ((1u << SLOT_GEN_BITS) - 1); /* low bits */
 	uint64_t w;
 
 	/* pairs with the store_release of nr_committed in handle.c */
-	if ((handle & 1) || gen == 0 || idx >= load_acquire(&t->nr_committed))
+	if ((handle & 1) || !((handle >> HANDLE_GEN_SHIFT) & HANDLE_GEN_MASK) ||
+	    idx >= load_acquire(&t->nr_committed))
 		return -EBADF;
 	/* pairs with handle_publish/move_locked()'s release: obj's zspage is
 	 * initialised and published before the handle points at it */
@@ -615,6 +644,13 @@ uint64_t zspage_obj_alloc_locked(struct zs_pool *pool, struct size_class *class,
 void zspage_obj_free_locked(struct zs_pool *pool, struct size_class *class, struct zspage *z,
 			    uint64_t obj);
 /* Handle stored for object idx of z, or 0 if that object is free. */
+/*
+ * Whether object idx of z carries exactly this handle (the whole 32-bit
+ * generation, which the slot word holds only 16 bits of). Call with the
+ * class lock or z's read lock held.
+ */
+bool zspage_obj_is(struct zs_pool *pool, struct size_class *class, struct zspage *z,
+		   unsigned idx, unsigned long handle);
 unsigned long zspage_obj_handle_locked(struct zs_pool *pool, struct size_class *class,
 				       struct zspage *z, unsigned idx);
 /*

@@ -304,9 +304,11 @@ struct zspage *pool_free_locked(struct zs_pool *pool, struct size_class *class,
 		return POOL_FREE_INVALID;
 	z = pdesc_zspage(&pool->arena, obj_pfn(obj));
 	ZS_ASSERT(z && !z->dead && z->class_idx == class->index);
-	/* the header names the handle that the slot says is live (reading it
-	 * would stall the free on a cache miss the link store below hides) */
-	ZS_ASSERT_INTERNAL(zspage_obj_handle_locked(pool, class, z, obj_idx(obj)) == handle);
+	/* the slot word matched 16 bits of the generation; the object's header
+	 * holds the whole handle (its line is being fetched for the free-list
+	 * link written below, so the check costs no miss of its own) */
+	if (!zspage_obj_is(pool, class, z, obj_idx(obj), handle))
+		return POOL_FREE_INVALID;
 	zspage_obj_free_locked(pool, class, z, obj);
 	handle_free_locked(&pool->handles, class, handle);
 	if (zspage_refile_locked(class, z) != ZS_FULLNESS_EMPTY) {
@@ -506,7 +508,7 @@ static struct zspage *obj_lock(struct zs_pool *pool, unsigned long handle, uint6
 			errno = EBADF;
 			return NULL;
 		}
-		/* the whole slot word: same place, same generation */
+		/* the whole slot word: same place, same generation (its low bits) */
 		w = obj | SLOT_ALLOC |
 		    ((((uint64_t)handle >> HANDLE_GEN_SHIFT) & ((1u << SLOT_GEN_BITS) - 1))
 		     << SLOT_GEN_SHIFT);
@@ -522,6 +524,15 @@ static struct zspage *obj_lock(struct zs_pool *pool, unsigned long handle, uint6
 			if (load_acquire(word) == w &&
 			    pdesc_zspage(&pool->arena, obj_pfn(obj)) == z) {
 				zs_rcu_read_unlock();
+				/* the object cannot move now: its header decides
+				 * the generation bits the slot word lacks */
+				if (!zspage_obj_is(pool, pool->size_class[obj_class(obj)], z,
+						   obj_idx(obj), handle)) {
+					zspage_read_unlock(z);
+					pool_report_invalid(pool, op, handle);
+					errno = EBADF;
+					return NULL;
+				}
 				*objp = obj;
 				return z;
 			}

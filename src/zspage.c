@@ -126,16 +126,21 @@ static inline char *obj_addr(struct zs_pool *pool, struct size_class *class, str
 	return (char *)arena_page(&pool->arena, z->pfn[page]) + off;
 }
 
+/*
+ * Object headers: 8 bytes at a multiple of 16 from the zspage's start, so
+ * aligned and never across a page. Written under the class lock; relaxed
+ * atomics because zspage_obj_is() may read one under a zspage read lock
+ * while a free of a stale handle's new owner writes it (a caller's bug
+ * that must be reported, not a data race in the library).
+ */
 static inline uint64_t header_load(const char *p)
 {
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
+	return load_relaxed((const uint64_t *)(const void *)p);
 }
 
 static inline void header_store(char *p, uint64_t v)
 {
-	memcpy(p, &v, sizeof(v));
+	store_relaxed((uint64_t *)(void *)p, v);
 }
 
 /*
@@ -189,7 +194,7 @@ uint64_t zspage_obj_alloc_locked(struct zs_pool *pool, struct size_class *class,
 			obj_prefetch_write(pool, class, z, z->bump);
 	}
 	if (class->huge)
-		z->huge_handle = handle;
+		store_relaxed(&z->huge_handle, handle);
 	else
 		header_store(obj_addr(pool, class, z, idx), handle | OBJ_TAG_ALLOCATED);
 	z->inuse++;
@@ -206,7 +211,7 @@ void zspage_obj_free_locked(struct zs_pool *pool, struct size_class *class, stru
 	assert_held(&class->lock);
 	ZS_ASSERT(z->inuse > 0 && idx < z->bump);
 	if (class->huge)
-		z->huge_handle = 0;
+		store_relaxed(&z->huge_handle, 0ul);
 	else
 		header_store(obj_addr(pool, class, z, idx), (uint64_t)z->freeobj << 1);
 	z->freeobj = (uint16_t)idx;
@@ -225,6 +230,14 @@ unsigned long zspage_obj_handle_locked(struct zs_pool *pool, struct size_class *
 		return z->inuse ? z->huge_handle : 0;
 	h = header_load(obj_addr(pool, class, z, idx));
 	return (h & OBJ_TAG_ALLOCATED) ? (unsigned long)(h & ~OBJ_TAG_ALLOCATED) : 0;
+}
+
+bool zspage_obj_is(struct zs_pool *pool, struct size_class *class, struct zspage *z,
+		   unsigned idx, unsigned long handle)
+{
+	if (class->huge)
+		return load_relaxed(&z->huge_handle) == handle;
+	return header_load(obj_addr(pool, class, z, idx)) == (handle | OBJ_TAG_ALLOCATED);
 }
 
 /* Copies len payload bytes of object idx out (to buf) or in (from buf). */

@@ -162,7 +162,7 @@ static int child_checks(void)
 
 int main(int argc, char **argv)
 {
-	int forks = 30, threads = 2;
+	int forks = ZS_TEST_SANITIZED ? 10 : 30, threads = 2;
 	struct zs_pool_config cfg = {
 		.flags = ZS_POOL_BG_COMPACT,
 		.compact_threshold = 8,
