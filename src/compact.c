@@ -89,7 +89,7 @@ static void move_objects_locked(struct zs_pool *pool, struct size_class *class,
 		zspage_obj_copy(pool, class, dst, obj_idx(new_obj), src, idx);
 		/* release inside: the copy is visible before the new location */
 		handle_move_locked(&pool->handles, class, handle, new_obj);
-		zspage_obj_free_locked(pool, class, src, old_obj);
+		zspage_obj_free_locked(pool, class, src, old_obj, handle); /* its own header */
 		if (++moved % MOVE_CHECK == 0 && zs_mutex_contended(&class->lock))
 			break;
 	}

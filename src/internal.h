@@ -640,17 +640,11 @@ struct zspage *zspage_find_locked(struct size_class *class);
 /* Takes a free object of z for handle (writing its header); returns obj. */
 uint64_t zspage_obj_alloc_locked(struct zs_pool *pool, struct size_class *class,
 				 struct zspage *z, unsigned long handle);
-/* Puts obj back on z's free list. */
-void zspage_obj_free_locked(struct zs_pool *pool, struct size_class *class, struct zspage *z,
-			    uint64_t obj);
+/* Puts obj back on z's free list, if it carries exactly this handle (the
+ * whole generation); false, and nothing changed, if it does not. */
+bool zspage_obj_free_locked(struct zs_pool *pool, struct size_class *class, struct zspage *z,
+			    uint64_t obj, unsigned long handle);
 /* Handle stored for object idx of z, or 0 if that object is free. */
-/*
- * Whether object idx of z carries exactly this handle (the whole 32-bit
- * generation, which the slot word holds only 16 bits of). Call with the
- * class lock or z's read lock held.
- */
-bool zspage_obj_is(struct zs_pool *pool, struct size_class *class, struct zspage *z,
-		   unsigned idx, unsigned long handle);
 unsigned long zspage_obj_handle_locked(struct zs_pool *pool, struct size_class *class,
 				       struct zspage *z, unsigned idx);
 /*
@@ -664,6 +658,18 @@ void zspage_obj_write_locked(struct zs_pool *pool, struct size_class *class, str
 void zspage_obj_copy(struct zs_pool *pool, struct size_class *class, struct zspage *dz,
 		     unsigned didx, struct zspage *sz, unsigned sidx);
 bool zspage_is_valid_locked(struct zs_pool *pool, struct size_class *class, struct zspage *z);
+
+/*
+ * An object's 8-byte header: at a multiple of 16 from the zspage's start,
+ * so aligned and never across a page. Written under the class lock;
+ * relaxed atomics because a read or write of a stale handle checks it
+ * under a zspage read lock while the slot's new owner may be freeing the
+ * object (the caller's bug, to be reported -- not a data race of ours).
+ */
+static inline uint64_t obj_header_load(const void *p)
+{
+	return load_relaxed((const uint64_t *)p);
+}
 
 /*
  * Object location: page index in the zspage and offset in that page of

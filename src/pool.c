@@ -305,11 +305,10 @@ struct zspage *pool_free_locked(struct zs_pool *pool, struct size_class *class,
 	z = pdesc_zspage(&pool->arena, obj_pfn(obj));
 	ZS_ASSERT(z && !z->dead && z->class_idx == class->index);
 	/* the slot word matched 16 bits of the generation; the object's header
-	 * holds the whole handle (its line is being fetched for the free-list
-	 * link written below, so the check costs no miss of its own) */
-	if (!zspage_obj_is(pool, class, z, obj_idx(obj), handle))
+	 * holds the whole handle (its line is fetched for the free-list link
+	 * written there anyway, so the check costs no miss of its own) */
+	if (!zspage_obj_free_locked(pool, class, z, obj, handle))
 		return POOL_FREE_INVALID;
-	zspage_obj_free_locked(pool, class, z, obj);
 	handle_free_locked(&pool->handles, class, handle);
 	if (zspage_refile_locked(class, z) != ZS_FULLNESS_EMPTY) {
 		ZS_ASSERT_EXPENSIVE(zspage_is_valid_locked(pool, class, z));
@@ -524,15 +523,6 @@ static struct zspage *obj_lock(struct zs_pool *pool, unsigned long handle, uint6
 			if (load_acquire(word) == w &&
 			    pdesc_zspage(&pool->arena, obj_pfn(obj)) == z) {
 				zs_rcu_read_unlock();
-				/* the object cannot move now: its header decides
-				 * the generation bits the slot word lacks */
-				if (!zspage_obj_is(pool, pool->size_class[obj_class(obj)], z,
-						   obj_idx(obj), handle)) {
-					zspage_read_unlock(z);
-					pool_report_invalid(pool, op, handle);
-					errno = EBADF;
-					return NULL;
-				}
 				*objp = obj;
 				return z;
 			}
@@ -550,38 +540,74 @@ static void obj_unlock(struct zs_pool *pool, uint64_t obj)
 	zspage_read_unlock(pdesc_zspage(&pool->arena, obj_pfn(obj)));
 }
 
+/* A read-locked object of a live handle, and where its payload is. */
+struct obj_view {
+	struct zspage *z;
+	uint64_t obj;
+	unsigned page;  /* the zspage's page the payload starts on */
+	char *p;        /* the payload's first byte */
+	size_t first;   /* payload bytes on that page */
+};
+
+/*
+ * Read-locks the zspage of a live handle (obj_lock) and locates its
+ * payload. The slot word matched only the generation's low 16 bits: the
+ * object's header (or the huge zspage's handle), which cannot change
+ * while the zspage is read-locked and the handle live, holds the whole
+ * handle. 0; -EBADF (reported) for a handle that is not live; -EINVAL
+ * when mem_len exceeds the object. On error nothing stays locked.
+ */
+static inline __attribute__((always_inline)) int
+obj_open(struct zs_pool *pool, unsigned long handle, size_t mem_len, const char *op,
+		    struct obj_view *v)
+{
+	struct size_class *class;
+	unsigned off;
+	size_t hdr;
+	char *start;
+
+	v->z = obj_lock(pool, handle, &v->obj, op);
+	if (!v->z)
+		return -EBADF;
+	class = pool->size_class[obj_class(v->obj)];
+	obj_location(class, obj_idx(v->obj), &v->page, &off);
+	start = (char *)arena_page(&pool->arena, obj_pfn(v->obj)) + off;
+	if (class->huge ? load_relaxed(&v->z->huge_handle) != handle
+			: obj_header_load(start) != (handle | OBJ_TAG_ALLOCATED)) {
+		obj_unlock(pool, v->obj);
+		pool_report_invalid(pool, op, handle);
+		return -EBADF;
+	}
+	if (mem_len > class_capacity(class)) {
+		obj_unlock(pool, v->obj);
+		return -EINVAL;
+	}
+	hdr = class->huge ? 0 : ZS_HANDLE_SIZE;
+	v->p = start + hdr;
+	v->first = ZS_PAGE_SIZE - off - hdr;
+	return 0;
+}
+
 ZS_EXPORT void *zs_obj_read_begin(struct zs_pool *pool, unsigned long handle, size_t mem_len,
 				  void *local_copy)
 {
-	struct size_class *class;
-	struct zspage *z;
-	unsigned page, off;
-	size_t hdr, first;
-	uint64_t obj;
-	char *p;
+	struct obj_view v;
+	int err;
 
 	if (!pool || !local_copy) {
 		errno = EINVAL;
 		return NULL;
 	}
-	z = obj_lock(pool, handle, &obj, "zs_obj_read_begin");
-	if (!z)
-		return NULL;
-	class = pool->size_class[obj_class(obj)];
-	if (mem_len > class_capacity(class)) {
-		obj_unlock(pool, obj);
-		errno = EINVAL;
+	err = obj_open(pool, handle, mem_len, "zs_obj_read_begin", &v);
+	if (err) {
+		errno = -err;
 		return NULL;
 	}
-	hdr = class->huge ? 0 : ZS_HANDLE_SIZE;
-	obj_location(class, obj_idx(obj), &page, &off);
-	p = (char *)arena_page(&pool->arena, obj_pfn(obj)) + off + hdr;
-	first = ZS_PAGE_SIZE - off - hdr;
-	if (mem_len <= first || z->pfn[page + 1] == obj_pfn(obj) + 1)
-		return p; /* in one page, or the two pages are adjacent */
-	memcpy(local_copy, p, first);
-	memcpy((char *)local_copy + first, arena_page(&pool->arena, z->pfn[page + 1]),
-	       mem_len - first);
+	if (mem_len <= v.first || v.z->pfn[v.page + 1] == obj_pfn(v.obj) + 1)
+		return v.p; /* in one page, or the two pages are adjacent */
+	memcpy(local_copy, v.p, v.first);
+	memcpy((char *)local_copy + v.first, arena_page(&pool->arena, v.z->pfn[v.page + 1]),
+	       mem_len - v.first);
 	return local_copy;
 }
 
@@ -604,34 +630,21 @@ ZS_EXPORT void zs_obj_read_end(struct zs_pool *pool, unsigned long handle, size_
 ZS_EXPORT int zs_obj_write(struct zs_pool *pool, unsigned long handle, const void *src,
 			   size_t mem_len)
 {
-	struct size_class *class;
-	struct zspage *z;
-	unsigned page, off;
-	size_t hdr, first;
-	uint64_t obj;
-	char *p;
+	struct obj_view v;
+	size_t first;
+	int err;
 
 	if (!pool || (!src && mem_len))
 		return -EINVAL;
-	z = obj_lock(pool, handle, &obj, "zs_obj_write");
-	if (!z)
-		return -EBADF;
-	class = pool->size_class[obj_class(obj)];
-	if (mem_len > class_capacity(class)) {
-		obj_unlock(pool, obj);
-		return -EINVAL;
-	}
-	hdr = class->huge ? 0 : ZS_HANDLE_SIZE;
-	obj_location(class, obj_idx(obj), &page, &off);
-	p = (char *)arena_page(&pool->arena, obj_pfn(obj)) + off + hdr;
-	first = ZS_PAGE_SIZE - off - hdr;
-	if (first > mem_len)
-		first = mem_len;
-	memcpy(p, src, first);
+	err = obj_open(pool, handle, mem_len, "zs_obj_write", &v);
+	if (err)
+		return err;
+	first = v.first < mem_len ? v.first : mem_len;
+	memcpy(v.p, src, first);
 	if (mem_len > first)
-		memcpy(arena_page(&pool->arena, z->pfn[page + 1]), (const char *)src + first,
+		memcpy(arena_page(&pool->arena, v.z->pfn[v.page + 1]), (const char *)src + first,
 		       mem_len - first);
-	obj_unlock(pool, obj);
+	obj_unlock(pool, v.obj);
 	return 0;
 }
 

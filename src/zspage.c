@@ -126,21 +126,14 @@ static inline char *obj_addr(struct zs_pool *pool, struct size_class *class, str
 	return (char *)arena_page(&pool->arena, z->pfn[page]) + off;
 }
 
-/*
- * Object headers: 8 bytes at a multiple of 16 from the zspage's start, so
- * aligned and never across a page. Written under the class lock; relaxed
- * atomics because zspage_obj_is() may read one under a zspage read lock
- * while a free of a stale handle's new owner writes it (a caller's bug
- * that must be reported, not a data race in the library).
- */
 static inline uint64_t header_load(const char *p)
 {
-	return load_relaxed((const uint64_t *)(const void *)p);
+	return obj_header_load(p);
 }
 
 static inline void header_store(char *p, uint64_t v)
 {
-	store_relaxed((uint64_t *)(void *)p, v);
+	store_relaxed((uint64_t *)(void *)p, v); /* see obj_header_load() */
 }
 
 /*
@@ -203,20 +196,26 @@ uint64_t zspage_obj_alloc_locked(struct zs_pool *pool, struct size_class *class,
 	return obj_encode(z->pfn[page], class->index, idx);
 }
 
-void zspage_obj_free_locked(struct zs_pool *pool, struct size_class *class, struct zspage *z,
-			    uint64_t obj)
+bool zspage_obj_free_locked(struct zs_pool *pool, struct size_class *class, struct zspage *z,
+			    uint64_t obj, unsigned long handle)
 {
 	unsigned idx = obj_idx(obj);
+	char *hdr = class->huge ? NULL : obj_addr(pool, class, z, idx);
 
 	assert_held(&class->lock);
 	ZS_ASSERT(z->inuse > 0 && idx < z->bump);
+	/* the whole handle, generation included (the slot word holds 16 bits) */
+	if (class->huge ? z->huge_handle != handle
+			: header_load(hdr) != (handle | OBJ_TAG_ALLOCATED))
+		return false;
 	if (class->huge)
 		store_relaxed(&z->huge_handle, 0ul);
 	else
-		header_store(obj_addr(pool, class, z, idx), (uint64_t)z->freeobj << 1);
+		header_store(hdr, (uint64_t)z->freeobj << 1);
 	z->freeobj = (uint16_t)idx;
 	z->inuse--;
 	class->objs_used--;
+	return true;
 }
 
 unsigned long zspage_obj_handle_locked(struct zs_pool *pool, struct size_class *class,
@@ -230,14 +229,6 @@ unsigned long zspage_obj_handle_locked(struct zs_pool *pool, struct size_class *
 		return z->inuse ? z->huge_handle : 0;
 	h = header_load(obj_addr(pool, class, z, idx));
 	return (h & OBJ_TAG_ALLOCATED) ? (unsigned long)(h & ~OBJ_TAG_ALLOCATED) : 0;
-}
-
-bool zspage_obj_is(struct zs_pool *pool, struct size_class *class, struct zspage *z,
-		   unsigned idx, unsigned long handle)
-{
-	if (class->huge)
-		return load_relaxed(&z->huge_handle) == handle;
-	return header_load(obj_addr(pool, class, z, idx)) == (handle | OBJ_TAG_ALLOCATED);
 }
 
 /* Copies len payload bytes of object idx out (to buf) or in (from buf). */
