@@ -155,6 +155,14 @@ def check_scaling(tmp, zsram_built):
     check("2 or more" in p.stderr, f"scaling --threads 1: {p.stderr!r}")
 
 
+def check_free_fraction():
+    """--free-fraction outside 0..1, NaN and infinities are usage errors, before any work."""
+    for bad in ("nan", "-nan", "inf", "-0.1", "1.5", "0.5x", ""):
+        p = run("--size", "1M", "--stores", "zsram,raw", "--free-fraction", bad, expect_rc=2)
+        check("--free-fraction" in p.stderr and p.stdout == "",
+              f"--free-fraction {bad!r}: {p.stderr!r}, stdout {p.stdout[:200]!r}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="zsbench-smoke-")
     out = os.path.join(tmp, "out.json")
@@ -195,6 +203,7 @@ def main():
     check_chain_size(tmp, zsram_built)
     check_paired_ratios(tmp, zsram_built)
     check_scaling(tmp, zsram_built)
+    check_free_fraction()
     p = run("--input", "/nonexistent-zsbench", expect_rc=1)
     check(p.stderr.count("\n") == 2 and "/nonexistent-zsbench" in p.stderr,
           f"unreadable input: {p.stderr!r}")

@@ -226,7 +226,8 @@ static int parse_number(struct zsb_options *opt, int c, const char *arg)
 		break;
 	case O_FREE:
 		opt->free_fraction = strtod(arg, &end);
-		bad = end == arg || *end || opt->free_fraction < 0 || opt->free_fraction > 1;
+		/* written so that NaN fails too: every comparison with it is false */
+		bad = end == arg || *end || !(opt->free_fraction >= 0 && opt->free_fraction <= 1);
 		break;
 	case O_CHAIN:
 		bad = parse_uint(arg, 16, &u) || !u;
