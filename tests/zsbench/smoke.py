@@ -163,6 +163,35 @@ def check_free_fraction():
               f"--free-fraction {bad!r}: {p.stderr!r}, stdout {p.stdout[:200]!r}")
 
 
+def first_line(p):
+    return (p.stderr.splitlines() or [""])[0]
+
+
+def mem_total():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) << 10
+    return None
+
+
+def check_size():
+    """--size: 0, under a page, non-finite, overflowing or above the machine's memory is a
+    usage error on one line naming --size, before any work (they used to run 256 MiB)."""
+    for bad in ("0", "100", "inf", "nan", "1e30", "99999999T", "-1M", "4X", ""):
+        p = run("--size", bad, "--stores", "raw", expect_rc=2)
+        check("--size" in first_line(p) and p.stdout == "", f"--size {bad!r}: {p.stderr!r}")
+    total = mem_total()
+    if total:
+        # the pages and a store's copy of them cannot fit in all of RAM
+        for args in (("--stores", "raw"), ("--input", "/dev/null"), ("hist",)):
+            p = run(*args, "--size", str(total), expect_rc=2)
+            check("--size" in first_line(p) and "MemAvailable" in first_line(p)
+                  and p.stdout == "", f"--size {total} {args}: {p.stderr!r}")
+    p = run("hist", "--size", "6K")
+    check(": 1 pages" in p.stdout, f"--size 6K is not one page: {p.stdout[:200]!r}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="zsbench-smoke-")
     out = os.path.join(tmp, "out.json")
@@ -204,6 +233,7 @@ def main():
     check_paired_ratios(tmp, zsram_built)
     check_scaling(tmp, zsram_built)
     check_free_fraction()
+    check_size()
     p = run("--input", "/nonexistent-zsbench", expect_rc=1)
     check(p.stderr.count("\n") == 2 and "/nonexistent-zsbench" in p.stderr,
           f"unreadable input: {p.stderr!r}")

@@ -19,9 +19,6 @@
 #include "kzram.h"
 #include "zsbench.h"
 
-#define DEFAULT_BUILTIN_SIZE (256ull << 20)
-#define DEFAULT_READ_CAP     (1ull << 30)
-
 void zsb_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -88,7 +85,7 @@ static int load_inputs(struct zsb_ctx *ctx, size_t max_pages)
 int zsb_load_corpus(struct zsb_ctx *ctx)
 {
 	struct zsb_options *opt = ctx->opt;
-	uint64_t size = opt->size;
+	size_t npages = (size_t)(opt->size / BENCH_PAGE_SIZE); /* >= 1 (options.c) */
 	int err = bench_pages_init(&ctx->pages, "");
 
 	if (err) {
@@ -96,13 +93,9 @@ int zsb_load_corpus(struct zsb_ctx *ctx)
 		return err;
 	}
 	if (opt->pid || opt->ninputs) {
-		size_t cap = (size_t)((size ? size : DEFAULT_READ_CAP) / BENCH_PAGE_SIZE);
-
-		err = opt->pid ? load_pid(ctx, cap) : load_inputs(ctx, cap);
+		err = opt->pid ? load_pid(ctx, npages) : load_inputs(ctx, npages);
 	} else {
-		size_t n = (size_t)((size ? size : DEFAULT_BUILTIN_SIZE) / BENCH_PAGE_SIZE);
-
-		err = bench_corpus_generate(&ctx->pages, n ? n : 1, opt->seed);
+		err = bench_corpus_generate(&ctx->pages, npages, opt->seed);
 		snprintf(ctx->pages.source, sizeof(ctx->pages.source), "built-in corpus, seed %llu",
 			 (unsigned long long)opt->seed);
 		if (err)

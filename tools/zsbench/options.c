@@ -2,10 +2,12 @@
 /* Command line: options, subcommands, --help. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "memstat.h"
 #include "zsbench.h"
 
 static const struct {
@@ -74,13 +76,19 @@ void zsb_usage(FILE *out)
 		bench_codec_names());
 }
 
+/*
+ * SIZE: a number of bytes, maybe fractional, with an optional suffix K, M,
+ * G or T (powers of 1024; "KiB" and "KB" read alike), rounded down to whole
+ * pages. 0; -EINVAL when it is no such thing (NaN and infinities
+ * included), -ERANGE from 2^63 bytes up, -EDOM under one page (0 among them).
+ */
 static int parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	double v = strtod(s, &end);
+	double v = strtod(s, &end), bytes;
 	uint64_t mult = 1;
 
-	if (end == s || v < 0)
+	if (end == s || !isfinite(v) || v < 0)
 		return -EINVAL;
 	switch (*end) {
 	case 'k':
@@ -112,8 +120,11 @@ static int parse_size(const char *s, uint64_t *out)
 		end++;
 	if (*end)
 		return -EINVAL;
-	*out = (uint64_t)(v * (double)mult);
-	return 0;
+	bytes = v * (double)mult;
+	if (bytes >= 0x1p63) /* (uint64_t) of more is undefined */
+		return -ERANGE;
+	*out = (uint64_t)bytes / BENCH_PAGE_SIZE * BENCH_PAGE_SIZE;
+	return *out ? 0 : -EDOM;
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -256,9 +267,18 @@ static int parse_one(struct zsb_options *opt, int c, char *arg)
 	case O_INPUT:
 		return add_input(opt, arg);
 	case O_SIZE:
-		if (!parse_size(arg, &opt->size))
+		switch (parse_size(arg, &opt->size)) {
+		case 0:
+			opt->size_set = 1;
 			return 0;
-		zsb_error("bad size '%s'", arg);
+		case -ERANGE:
+			zsb_error("--size '%s' is too large", arg);
+			return -1;
+		case -EDOM:
+			zsb_error("--size '%s' is less than one page (4K)", arg);
+			return -1;
+		}
+		zsb_error("bad --size '%s' (bytes, with an optional K, M, G or T suffix)", arg);
 		return -1;
 	case O_ALGO:
 		opt->algorithm = arg;
@@ -285,6 +305,48 @@ static int parse_one(struct zsb_options *opt, int c, char *arg)
 		return -1;
 	}
 	return parse_number(opt, c, arg);
+}
+
+/*
+ * The largest --size this machine can hold now. The pages stay in a memfd
+ * (S bytes of shared memory) for the whole run, and the process of the
+ * store being measured holds a copy of them on top: compressed, but a page
+ * that does not compress is kept whole, and raw's buffer is prefaulted to
+ * the pages' size; stores run one at a time. Its bookkeeping (free plan,
+ * latencies: about 40 bytes a page) and the store's own metadata take a
+ * few percent more, so a run is allowed 2 S + S/16 of MemAvailable: S up
+ * to 16/33 of it. UINT64_MAX when the machine does not say.
+ */
+static uint64_t size_limit(void)
+{
+	uint64_t avail = bench_mem_available();
+
+	return avail ? avail / 33 * 16 / BENCH_PAGE_SIZE * BENCH_PAGE_SIZE : UINT64_MAX;
+}
+
+/* Resolves opt->size (defaults, the memory check); 0, or -1 after saying why. */
+static int resolve_size(struct zsb_options *opt)
+{
+	uint64_t limit = size_limit();
+	char want[32], most[32];
+
+	if (!opt->size_set && (opt->ninputs || opt->pid)) {
+		/* a cap: what is read may be far less, so the default only shrinks */
+		opt->size = ZSB_DEFAULT_READ_CAP < limit ? ZSB_DEFAULT_READ_CAP : limit;
+		if (opt->size >= BENCH_PAGE_SIZE)
+			return 0;
+	} else if (!opt->size_set) {
+		opt->size = ZSB_DEFAULT_SIZE;
+	}
+	if (opt->size <= limit && opt->size >= BENCH_PAGE_SIZE)
+		return 0;
+	zsb_fmt_mib(want, sizeof(want), (double)opt->size);
+	zsb_fmt_mib(most, sizeof(most), (double)limit);
+	zsb_error("--size %s%s: a run holds the pages and a store's copy of them, about 2.1 "
+		  "times that, more than this machine has available (MemAvailable in "
+		  "/proc/meminfo); at most %s here",
+		  want, opt->size_set ? "" : " (the default)", most);
+	return -1;
 }
 
 /* Returns 0 to run, 1 to exit successfully (help), -1 on a usage error. */
@@ -337,5 +399,5 @@ int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 			  opt->algorithm, lo, hi);
 		return -1;
 	}
-	return 0;
+	return resolve_size(opt);
 }

@@ -20,6 +20,9 @@
 #include "storerun.h"
 
 #define ZSBENCH_VERSION "0.1.0"
+/* --size of the built-in corpus, and the cap on what --input and --pid read, when not given. */
+#define ZSB_DEFAULT_SIZE     (256ull << 20)
+#define ZSB_DEFAULT_READ_CAP (1ull << 30)
 /* Most --repeat rounds. */
 #define ZSB_MAX_REPEAT 1000
 
@@ -41,7 +44,9 @@ struct zsb_options {
 	char **inputs; /* --input paths */
 	size_t ninputs;
 	pid_t pid;     /* --pid; 0 = none */
-	uint64_t size; /* --size bytes; 0 = default */
+	uint64_t size; /* bytes, whole pages: the built-in corpus's, or the cap on
+			  what --input and --pid read (the default resolved) */
+	int size_set;  /* --size given */
 	const char *algorithm;
 	int level;
 	unsigned threads;
