@@ -109,17 +109,14 @@ int zsb_load_corpus(struct zsb_ctx *ctx)
 				      &ctx->hist);
 	ctx->hist_ok = !err;
 	if (err == -ENOENT) {
-		/* one line for all the stores that lack it (the kernel's zram
-		 * falls back to lz4 and the table says so) */
-		bool zsram = zsb_zsram_has_algorithm(opt->algorithm);
-
+		/* a name only zsram knows (options.c refuses any other): one
+		 * line for all the stores that lack it (the kernel's zram falls
+		 * back to lz4 and the table says so) */
 		ctx->skipped[ST_GLIBC] = ctx->skipped[ST_JEMALLOC] = ctx->skipped[ST_MIMALLOC] = 1;
 		ctx->skipped[ST_RAW] = 1;
-		ctx->skipped[ST_ZSRAM] = !zsram;
-		zsb_error("unknown algorithm '%s' (known here: %s): %s skipped", opt->algorithm,
-			  bench_codec_names(),
-			  zsram ? "the malloc peers and the raw codec are"
-				: "zsram, the malloc peers and the raw codec are");
+		zsb_error("algorithm '%s' is zsram's only (the others have %s): the malloc peers "
+			  "and the raw codec are skipped",
+			  opt->algorithm, bench_codec_names());
 	}
 	return 0;
 }

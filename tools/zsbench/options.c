@@ -73,7 +73,7 @@ void zsb_usage(FILE *out)
 		"  -V, --version          print the version\n"
 		"\n"
 		"See zsbench(1) for what each figure means.\n",
-		bench_codec_names());
+		zsb_algorithms());
 }
 
 /*
@@ -389,10 +389,16 @@ int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 		zsb_error("--input and --pid exclude each other");
 		return -1;
 	}
-	/* an unknown algorithm is reported once the corpus is loaded (the
-	 * stores that have it still run); a bad level for a known one is a
-	 * usage error, so that no store runs at a level others clamp */
+	/* the same list the stores' codecs use (zsb_algorithms): a name that
+	 * only zsram knows runs there, and the other stores say they lack it
+	 * (main.c); a bad level for a known one is a usage error, so that no
+	 * store runs at a level others clamp */
 	int lo, hi;
+	if (!zsb_algorithm_known(opt->algorithm)) {
+		zsb_error("unknown --algorithm '%s' (known here: %s)", opt->algorithm,
+			  zsb_algorithms());
+		return -1;
+	}
 	if (opt->level && !bench_codec_levels(opt->algorithm, &lo, &hi) &&
 	    (opt->level < lo || opt->level > hi)) {
 		zsb_error("bad --level %d for %s (%d..%d, or 0 for the default)", opt->level,

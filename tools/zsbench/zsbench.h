@@ -124,6 +124,14 @@ void *zsb_zsram_fill(const struct zsb_zs_cfg *cfg, const struct bench_pages *ps,
 		     size_t errlen);
 /* Whether the zsram row can use that algorithm (zsram's codecs, or the bare pool's). */
 bool zsb_zsram_has_algorithm(const char *name);
+/*
+ * The algorithms some store here can use: benchlib's (malloc peers, raw,
+ * the corpus line), then any of zsram's that benchlib lacks; ", "-separated.
+ * Both come from the same libraries, so the lists agree (lzo in both with
+ * liblzo2). zsb_algorithm_known: name is among them.
+ */
+const char *zsb_algorithms(void);
+bool zsb_algorithm_known(const char *name);
 /* Its pool (zsram_pool()): statistics only, never free through it. */
 struct zs_pool *zsb_zsram_pool(void *store);
 void zsb_zsram_destroy(void *store);
