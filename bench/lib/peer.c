@@ -179,6 +179,14 @@ int bench_peer_run(const struct bench_peer_req *req, struct bench_result *res, b
 	return collect(pid, fds[0], res, wait, wctx, req->helper);
 }
 
+void bench_test_kill(const char *key)
+{
+	const char *want = getenv("ZSBENCH_TEST_KILL");
+
+	if (want && !strcmp(want, key))
+		kill(getpid(), SIGKILL);
+}
+
 /* ---- helper side ---- */
 
 struct peer_args {

@@ -52,6 +52,14 @@ struct bench_peer_req {
 int bench_peer_run(const struct bench_peer_req *req, struct bench_result *res, bench_wait_fn wait,
 		   void *wctx);
 
+/*
+ * For tests only: when the environment's ZSBENCH_TEST_KILL equals key (a
+ * store's --stores name), the calling process kills itself with SIGKILL,
+ * so that a store whose process dies can be provoked at will. Each store's
+ * process calls it before it stores a page; documented in zsbench(1).
+ */
+void bench_test_kill(const char *key);
+
 /* The helper's main(): returns its exit status (2: bad arguments, not run by zsbench). */
 int bench_peer_main(int argc, char **argv, const struct bench_allocator *alloc);
 

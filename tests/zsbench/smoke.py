@@ -21,8 +21,12 @@ def check(cond, what):
         print("FAIL:", what, file=sys.stderr)
 
 
-def run(*args, expect_rc=0):
-    p = subprocess.run([ZSBENCH, *args], capture_output=True, text=True, timeout=100)
+def run(*args, expect_rc=0, env=None, user=None):
+    """Runs zsbench with args (and env added to the environment, as user when not None)."""
+    kw = {"env": {**os.environ, **env}} if env else {}
+    if user is not None:
+        kw["user"] = user
+    p = subprocess.run([ZSBENCH, *args], capture_output=True, text=True, timeout=100, **kw)
     check(p.returncode == expect_rc,
           f"zsbench {' '.join(args)}: exit {p.returncode}, expected {expect_rc}\n"
           f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
@@ -210,6 +214,37 @@ def check_algorithm():
           f"--algorithm lzo did not run every store: {p.stdout!r}")
 
 
+def check_exit_status(tmp):
+    """A store whose process dies fails the run (exit 1), and so does a run in which no store
+    ran; both exited 0. ZSBENCH_TEST_KILL (zsbench(1), ENVIRONMENT) has a store's process
+    kill itself with SIGKILL before it stores a page."""
+    for victim, name in (("glibc", "glibc malloc"), ("zsram", None), ("raw", "raw codec")):
+        out = os.path.join(tmp, f"killed-{victim}.json")
+        p = run("--size", "1M", "--stores", "zsram,glibc,raw", "--repeat", "2", "--json", out,
+                env={"ZSBENCH_TEST_KILL": victim}, expect_rc=1)
+        died = [line for line in p.stderr.splitlines() if "killed by signal 9" in line]
+        check(len(died) == 1 and (name or "zs") in died[0],
+              f"{victim} killed: not one line saying so: {p.stderr!r}")
+        check(p.stdout.count(" yes") == 2, f"{victim} killed: the others did not run: {p.stdout!r}")
+        with open(out) as f:
+            doc = json.load(f)
+        check([x["kind"] for x in doc.get("failed", [])] == [victim],
+              f"{victim} killed: JSON failed = {doc.get('failed')}")
+        check(victim not in [x["kind"] for x in doc["stores"] + doc["skipped"]],
+              f"{victim} killed: listed as run or skipped")
+    p = run("scaling", "--size", "1M", "--stores", "raw", "--threads", "2",
+            env={"ZSBENCH_TEST_KILL": "raw"}, expect_rc=1)
+    check("no store ran" in p.stderr, f"scaling, raw killed: {p.stderr!r}")
+    p = run("--size", "1M", "--stores", ",", expect_rc=2)
+    check("--stores" in first_line(p) and p.stdout == "", f"--stores ',': {p.stderr!r}")
+    # a --stores list of nothing that can run here: the kernel's zram for a user who is not root
+    user = 65534 if os.geteuid() == 0 else None
+    probe = subprocess.run([ZSBENCH, "--version"], capture_output=True, user=user)
+    if probe.returncode == 0:
+        p = run("--size", "1M", "--stores", "kzram", user=user, expect_rc=1)
+        check("no store ran" in p.stderr and "skipped" in p.stderr, f"kzram as a user: {p.stderr!r}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="zsbench-smoke-")
     out = os.path.join(tmp, "out.json")
@@ -252,6 +287,7 @@ def main():
     check_scaling(tmp, zsram_built)
     check_free_fraction()
     check_size()
+    check_exit_status(tmp)
     p = run("--input", "/nonexistent-zsbench", expect_rc=1)
     check(p.stderr.count("\n") == 2 and "/nonexistent-zsbench" in p.stderr,
           f"unreadable input: {p.stderr!r}")

@@ -163,6 +163,10 @@ static int parse_stores(const char *list, unsigned *mask)
 			return -EINVAL;
 		}
 	}
+	if (!*mask) { /* "," or "": a run of nothing */
+		zsb_error("--stores '%s' names no store", list);
+		return -EINVAL;
+	}
 	return 0;
 }
 

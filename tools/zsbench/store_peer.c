@@ -79,6 +79,7 @@ static int kzram_child(void *cp, struct bench_result *res)
 				    .seed = opt->seed,
 				    .progress = ctx->bar.shared};
 
+	bench_test_kill(zsb_store_key(ST_KZRAM));
 	return bench_store_run(&bench_kzram_ops, (void *)opt->algorithm, &ctx->pages, &cfg, res);
 }
 
@@ -347,6 +348,7 @@ static int raw_child(void *cp, struct bench_result *res)
 	uint8_t *freed = raw_freed_map(ctx);
 	int err;
 
+	bench_test_kill(zsb_store_key(ST_RAW));
 	memset(res, 0, sizeof(*res));
 	snprintf(res->name, sizeof(res->name), "raw %s", ctx->opt->algorithm);
 	res->rss_peak = -1;

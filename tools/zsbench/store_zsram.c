@@ -231,6 +231,7 @@ static int child(void *cp, struct bench_result *res)
 				 .deferred = 1,
 				 .compact = 1};
 
+	bench_test_kill(zsb_store_key(ST_ZSRAM));
 	return bench_store_run(zsb_zsram_store(), &arg, &ctx->pages, &cfg, res);
 }
 

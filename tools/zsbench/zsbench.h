@@ -75,7 +75,10 @@ struct zsb_ctx {
 	struct bench_result *results[ST_NSTORES]; /* opt->repeat each */
 	struct bench_result median[ST_NSTORES];
 	int ran[ST_NSTORES];	 /* got a result (maybe an error) */
-	int skipped[ST_NSTORES]; /* not run: reason printed */
+	int skipped[ST_NSTORES]; /* not available here (no helper, no kernel zram, an
+				    algorithm it lacks): reason printed, not a failure */
+	int failed[ST_NSTORES];	 /* died, returned an error or read back wrong at
+				    least once: reason printed, exit status 1 */
 	char summary[512];
 };
 
@@ -93,8 +96,15 @@ void zsb_bar_wait(void *bar);
 
 /* run.c */
 int zsb_bench(struct zsb_ctx *ctx);
-/* One run of store s into res; says what went wrong, marks it ran or skipped. */
+/* One run of store s into res; says what went wrong, marks it ran, skipped or failed. */
 int zsb_run_store(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res);
+/* Whether store s is to run (again): in --stores, available, and not failed without a result. */
+bool zsb_store_wanted(const struct zsb_ctx *ctx, enum zsb_store s);
+/*
+ * The exit verdict of the stores of a main or scaling run: 0 when at least
+ * one ran and none failed; else -EIO after saying "no store ran" if none did.
+ */
+int zsb_stores_verdict(const struct zsb_ctx *ctx);
 void zsb_median_result(const struct bench_result *rs, unsigned n, struct bench_result *out);
 
 /*
