@@ -36,6 +36,14 @@ typedef void (*bench_wait_fn)(void *ctx);
 int bench_child_run(int (*fn)(void *ctx, struct bench_result *res), void *ctx,
 		    struct bench_result *res, bench_wait_fn wait, void *wctx);
 
+/*
+ * For a signal handler of the parent: sends sig to the child that
+ * bench_child_run() or bench_peer_run() is waiting for, if any, and waits
+ * until it is gone, so that its own handler has cleaned up (kernel zram
+ * devices) before the parent goes. Async-signal-safe (kill, waitpid).
+ */
+void bench_child_stop(int sig);
+
 struct bench_peer_req {
 	const char *helper; /* path of the helper executable */
 	const struct bench_pages *pages;

@@ -17,6 +17,7 @@
 
 #include "corpus.h"
 #include "kzram.h"
+#include "peer.h"
 #include "zsbench.h"
 
 void zsb_error(const char *fmt, ...)
@@ -121,20 +122,43 @@ int zsb_load_corpus(struct zsb_ctx *ctx)
 	return 0;
 }
 
-/* A signal must not leave a kernel zram device behind. */
+/*
+ * A signal must not leave a kernel zram device behind. The device belongs
+ * to the store's child, which gets the signal too (forwarded here, or from
+ * the terminal) and runs this same handler, inherited: it removes its
+ * device, then dies of the signal. This process waits for it, removes
+ * what a child that died otherwise left, then dies of the signal itself.
+ */
 static void on_signal(int sig)
 {
+	static int entered; /* atomic: a thread runs the cleanup */
+
+	/* A process-directed signal (the one forwarded to a child, a second
+	 * Ctrl-C) goes to any thread that does not block it: the store's
+	 * other threads would run this too, and their raise() would end the
+	 * process in the middle of the first one's cleanup. They wait for it. */
+	if (__atomic_exchange_n(&entered, 1, __ATOMIC_SEQ_CST))
+		for (;;)
+			pause();
+	bench_child_stop(sig);
 	bench_kzram_cleanup_all();
 	signal(sig, SIG_DFL);
-	raise(sig);
+	raise(sig); /* blocked until the handler returns: then it kills */
 }
 
 static void install_signals(void)
 {
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
 
+	/* the others wait too: a second Ctrl-C, or the child's SIGTERM when
+	 * its parent dies (peer.c), must not cut the cleanup short */
+	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		signal(sigs[i], on_signal);
+		sigaddset(&sa.sa_mask, sigs[i]);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	bench_kzram_init(); /* failing that, each child cleans up alone */
 	atexit(bench_kzram_cleanup_all);
 }
 

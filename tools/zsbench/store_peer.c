@@ -92,7 +92,10 @@ int zsb_run_kzram(struct zsb_ctx *ctx, struct bench_result *res)
 		snprintf(res->error, sizeof(res->error), "skipped: %s", why);
 		return -ENODEV;
 	}
-	return bench_child_run(kzram_child, ctx, res, zsb_bar_wait, &ctx->bar);
+	int err = bench_child_run(kzram_child, ctx, res, zsb_bar_wait, &ctx->bar);
+
+	bench_kzram_cleanup_all(); /* the device of a child that died (crash, SIGKILL) */
+	return err;
 }
 
 /*
