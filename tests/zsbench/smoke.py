@@ -245,6 +245,23 @@ def check_exit_status(tmp):
         check("no store ran" in p.stderr and "skipped" in p.stderr, f"kzram as a user: {p.stderr!r}")
 
 
+def check_outputs(tmp):
+    """An unwritable --json or --plot target is a usage error before any work (it failed or
+    was skipped only after the whole run); a writable new one is not left behind by it."""
+    missing = os.path.join(tmp, "no-such-dir", "x")
+    for cmd, opt in (((), "--json"), ((), "--plot"), (("--ablate",), "--json"),
+                     (("--ablate",), "--plot"), (("scaling",), "--json"),
+                     (("classes",), "--json")):
+        for target in (missing, tmp):  # no such directory; a directory
+            p = run(*cmd, "--size", "1M", opt, target, expect_rc=2)
+            check(first_line(p).startswith(f"zsbench: {opt} {target}: ") and p.stdout == "",
+                  f"{cmd} {opt} {target}: {p.stderr!r} {p.stdout[:200]!r}")
+    fresh = os.path.join(tmp, "fresh.json")
+    if mem_total():  # a usage error found after the targets were checked
+        run("--size", str(mem_total()), "--stores", "raw", "--json", fresh, expect_rc=2)
+        check(not os.path.exists(fresh), "a usage error left the --json file behind")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="zsbench-smoke-")
     out = os.path.join(tmp, "out.json")
@@ -288,6 +305,7 @@ def main():
     check_free_fraction()
     check_size()
     check_exit_status(tmp)
+    check_outputs(tmp)
     p = run("--input", "/nonexistent-zsbench", expect_rc=1)
     check(p.stderr.count("\n") == 2 and "/nonexistent-zsbench" in p.stderr,
           f"unreadable input: {p.stderr!r}")

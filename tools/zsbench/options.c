@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* Command line: options, subcommands, --help. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "memstat.h"
 #include "zsbench.h"
@@ -353,6 +355,32 @@ static int resolve_size(struct zsb_options *opt)
 	return -1;
 }
 
+/*
+ * Whether the --json or --plot file can be written, before any work: a run
+ * of minutes must not end in "cannot open". An existing file is opened
+ * for writing without truncation; a new one is created and removed again,
+ * so that a run that fails early leaves nothing behind. 0, or -1 after
+ * saying why.
+ */
+static int check_output(const char *path, const char *option)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+
+	if (fd >= 0) {
+		close(fd);
+		unlink(path);
+		return 0;
+	}
+	if (errno == EEXIST)
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	zsb_error("%s %s: %s", option, path, strerror(errno));
+	return -1;
+}
+
 /* Returns 0 to run, 1 to exit successfully (help), -1 on a usage error. */
 int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 {
@@ -409,5 +437,8 @@ int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 			  opt->algorithm, lo, hi);
 		return -1;
 	}
+	if ((opt->json_path && check_output(opt->json_path, "--json")) ||
+	    (opt->plot_path && check_output(opt->plot_path, "--plot")))
+		return -1;
 	return resolve_size(opt);
 }
