@@ -262,6 +262,26 @@ def check_outputs(tmp):
         check(not os.path.exists(fresh), "a usage error left the --json file behind")
 
 
+def check_command_options(tmp):
+    """An option a command does not use is a usage error naming both (it was ignored)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    png = os.path.join(tmp, "x.png")
+    cases = ((("classes",), ("--threads", "2")), (("classes",), ("--free-fraction", "0.3")),
+             (("classes",), ("--repeat", "2")), (("classes",), ("--stores", "raw")),
+             (("classes",), ("--plot", png)), (("hist",), ("--json", png)),
+             (("hist",), ("--threads", "2")), (("hist", "--input", here), ("--seed", "3")),
+             (("--ablate",), ("--stores", "zsram")), (("scaling",), ("--plot", png)))
+    for cmd, opt in cases:
+        p = run(*cmd, "--size", "1M", *opt, expect_rc=2)
+        check(f"{cmd[0]} does not use {opt[0]}" in first_line(p) and p.stdout == "",
+              f"{cmd} {opt}: {p.stderr!r} {p.stdout[:200]!r}")
+    p = run("classes", "--ablate", "--size", "1M", expect_rc=2)
+    check("--ablate and classes" in first_line(p), f"classes --ablate: {p.stderr!r}")
+    # a command word first is the command, even with --input paths after it
+    p = run("hist", "--input", here)
+    check("stored bytes" in p.stdout, f"hist --input: {p.stdout[:200]!r}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="zsbench-smoke-")
     out = os.path.join(tmp, "out.json")
@@ -306,6 +326,7 @@ def main():
     check_size()
     check_exit_status(tmp)
     check_outputs(tmp)
+    check_command_options(tmp)
     p = run("--input", "/nonexistent-zsbench", expect_rc=1)
     check(p.stderr.count("\n") == 2 and "/nonexistent-zsbench" in p.stderr,
           f"unreadable input: {p.stderr!r}")

@@ -74,7 +74,8 @@ void zsb_usage(FILE *out)
 		"  -h, --help             this text\n"
 		"  -V, --version          print the version\n"
 		"\n"
-		"See zsbench(1) for what each figure means.\n",
+		"Each command refuses the options it does not use. See zsbench(1) for what each\n"
+		"figure means.\n",
 		zsb_algorithms());
 }
 
@@ -208,6 +209,57 @@ static const struct option long_opts[] = {
 	{"version", no_argument, NULL, 'V'},
 	{0},
 };
+
+#define OPT(o)	   (1u << ((o) - O_INPUT))
+#define OPT_CORPUS (OPT(O_INPUT) | OPT(O_PID) | OPT(O_SIZE) | OPT(O_SEED))
+#define OPT_CODEC  (OPT(O_ALGO) | OPT(O_LEVEL) | OPT(O_CHAIN))
+#define OPT_RUN	   (OPT(O_THREADS) | OPT(O_FREE) | OPT(O_REPEAT))
+
+/*
+ * The options each command reads (zsbench(1), COMMANDS): any other given
+ * would be silently ignored, so it is a usage error. classes and hist
+ * measure no run (no threads, frees, rounds or stores); --ablate runs
+ * zsram's variants only (no --stores); scaling draws no plot.
+ */
+static const struct {
+	const char *name;
+	unsigned uses;
+} commands[] = {
+	[CMD_BENCH] = {"zsbench", ~0u},
+	[CMD_CLASSES] = {"zsbench classes", OPT_CORPUS | OPT_CODEC | OPT(O_JSON)},
+	[CMD_HIST] = {"zsbench hist", OPT_CORPUS | OPT_CODEC},
+	[CMD_ABLATE] = {"zsbench --ablate",
+			OPT_CORPUS | OPT_CODEC | OPT_RUN | OPT(O_JSON) | OPT(O_PLOT) | OPT(O_ABLATE)},
+	[CMD_SCALING] = {"zsbench scaling", OPT_CORPUS | OPT_CODEC | OPT_RUN | OPT(O_STORES) |
+						    OPT(O_JSON)},
+};
+
+/* 0 when the command reads every option given; else -1 after naming the first that it does not. */
+static int check_command_options(const struct zsb_options *opt)
+{
+	unsigned uses = commands[opt->command].uses, extra;
+	const char *why = "";
+
+	if ((opt->command == CMD_CLASSES || opt->command == CMD_HIST) &&
+	    (opt->ninputs || opt->pid)) {
+		uses &= ~OPT(O_SEED); /* it seeds the built-in corpus, and there is no free order */
+		why = " with --input or --pid";
+	}
+	extra = opt->given & ~uses;
+	if (!extra)
+		return 0;
+	for (int o = O_INPUT; o <= O_ABLATE; o++)
+		if (extra & OPT(o)) {
+			if (o == O_ABLATE)
+				zsb_error("--ablate and %s are two commands: give one",
+					  commands[opt->command].name + strlen("zsbench "));
+			else
+				zsb_error("%s does not use --%s%s", commands[opt->command].name,
+					  long_opts[o - O_INPUT].name, o == O_SEED ? why : "");
+			break;
+		}
+	return -1;
+}
 
 static int add_input(struct zsb_options *opt, char *path)
 {
@@ -384,7 +436,11 @@ static int check_output(const char *path, const char *option)
 /* Returns 0 to run, 1 to exit successfully (help), -1 on a usage error. */
 int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 {
-	int c, r;
+	static const char *const words[] = {"classes", "hist", "ablate", "scaling"};
+	int c, r, first_is_command = 0;
+
+	for (size_t w = 0; argc > 1 && w < sizeof(words) / sizeof(words[0]); w++)
+		first_is_command |= !strcmp(argv[1], words[w]);
 
 	*opt = (struct zsb_options){.algorithm = "lz4",
 				    .threads = 1,
@@ -393,18 +449,25 @@ int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 				    .repeat = 1,
 				    .stores = (1u << ST_NSTORES) - 1};
 	while ((c = getopt_long(argc, argv, "hV", long_opts, NULL)) != -1) {
+		if (c >= O_INPUT && c <= O_ABLATE)
+			opt->given |= OPT(c);
 		r = parse_one(opt, c, optarg);
 		if (r)
 			return r < 0 ? -1 : 1;
 	}
 	for (int i = optind; i < argc; i++) {
-		if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "classes"))
+		/* the first word names a command, unless --input takes it as a
+		 * path; as argv[1] ("zsbench hist --input DIR") it always does
+		 * (getopt moved it here, first of the words) */
+		int cmd = i == optind && (opt->ninputs == 0 || first_is_command);
+
+		if (cmd && !strcmp(argv[i], "classes"))
 			opt->command = CMD_CLASSES;
-		else if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "hist"))
+		else if (cmd && !strcmp(argv[i], "hist"))
 			opt->command = CMD_HIST;
-		else if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "ablate"))
+		else if (cmd && !strcmp(argv[i], "ablate"))
 			opt->command = CMD_ABLATE;
-		else if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "scaling"))
+		else if (cmd && !strcmp(argv[i], "scaling"))
 			opt->command = CMD_SCALING;
 		else if (opt->ninputs) /* --input PATH... takes the paths that follow */
 			add_input(opt, argv[i]);
@@ -413,6 +476,8 @@ int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 			return -1;
 		}
 	}
+	if (check_command_options(opt))
+		return -1;
 	if (opt->command == CMD_SCALING && opt->threads_set && opt->threads < 2) {
 		zsb_error("scaling compares one thread with more: --threads must be 2 or more");
 		return -1;

@@ -57,6 +57,7 @@ struct zsb_options {
 	unsigned repeat;
 	unsigned stores; /* bit mask of enum zsb_store */
 	int stores_set;	 /* --stores given */
+	unsigned given;	 /* the long options given, a bit each (options.c) */
 	const char *json_path;
 	const char *plot_path;
 };
