@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Page codecs (lz4, lz4hc, zstd, and lzo when built with liblzo2, as zsram) with one context per thread, and the
- * compressed-size figures zram would record for a set of pages: same-filled
- * pages take no space, pages whose compressed size reaches the huge
- * threshold are stored raw (4096 bytes), the rest take their compressed size.
+ * Page codecs (lz4, lz4hc, zstd, and lzo when built with liblzo2, as
+ * zsram) with one context per thread, and the compressed-size figures zram
+ * would record for a set of pages: same-filled pages take no space, pages
+ * whose compressed size reaches the huge threshold are stored raw (4096
+ * bytes), the rest take their compressed size.
  */
 #ifndef BENCH_CODEC_H
 #define BENCH_CODEC_H

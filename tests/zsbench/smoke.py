@@ -203,6 +203,9 @@ def check_algorithm():
         p = run(*cmd, "--size", "1M", "--algorithm", "nope", expect_rc=2)
         check("unknown --algorithm 'nope'" in first_line(p) and p.stdout == "",
               f"{cmd} unknown algorithm: {p.stderr!r} {p.stdout[:200]!r}")
+    for bad in ("99999999999999999999", "4294967297", "x"):  # 4294967297 wrapped to level 1
+        p = run("--size", "1M", "--stores", "raw", "--level", bad, expect_rc=2)
+        check("--level" in first_line(p), f"--level {bad}: {p.stderr!r}")
     known = run("--help").stdout.split("--algorithm NAME", 1)[1].split("(default")[0]
     if "lzo" not in known:
         p = run("--size", "1M", "--algorithm", "lzo", "--stores", "raw", expect_rc=2)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,10 +229,10 @@ static const struct {
 	[CMD_BENCH] = {"zsbench", ~0u},
 	[CMD_CLASSES] = {"zsbench classes", OPT_CORPUS | OPT_CODEC | OPT(O_JSON)},
 	[CMD_HIST] = {"zsbench hist", OPT_CORPUS | OPT_CODEC},
-	[CMD_ABLATE] = {"zsbench --ablate",
-			OPT_CORPUS | OPT_CODEC | OPT_RUN | OPT(O_JSON) | OPT(O_PLOT) | OPT(O_ABLATE)},
-	[CMD_SCALING] = {"zsbench scaling", OPT_CORPUS | OPT_CODEC | OPT_RUN | OPT(O_STORES) |
-						    OPT(O_JSON)},
+	[CMD_ABLATE] = {"zsbench --ablate", OPT_CORPUS | OPT_CODEC | OPT_RUN | OPT(O_JSON) |
+						    OPT(O_PLOT) | OPT(O_ABLATE)},
+	[CMD_SCALING] = {"zsbench scaling",
+			 OPT_CORPUS | OPT_CODEC | OPT_RUN | OPT(O_STORES) | OPT(O_JSON)},
 };
 
 /* 0 when the command reads every option given; else -1 after naming the first that it does not. */
@@ -284,10 +285,16 @@ static int parse_number(struct zsb_options *opt, int c, const char *arg)
 		bad = parse_uint(arg, 0x7fffffff, &u) || !u;
 		opt->pid = (pid_t)u;
 		break;
-	case O_LEVEL:
-		opt->level = (int)strtol(arg, &end, 10);
-		bad = end == arg || *end;
+	case O_LEVEL: {
+		long l;
+
+		errno = 0;
+		l = strtol(arg, &end, 10);
+		/* out of int: ERANGE or a silent wrap would pass the range check */
+		bad = end == arg || *end || errno || l < INT_MIN || l > INT_MAX;
+		opt->level = (int)l;
 		break;
+	}
 	case O_THREADS:
 		bad = parse_uint(arg, 256, &u) || !u;
 		opt->threads = (unsigned)u;

@@ -224,7 +224,8 @@ int zsb_scaling(struct zsb_ctx *ctx)
 	for (int s = 0; s < ST_NSTORES; s++)
 		for (int i = 0; ctx->ran[s] && i < 2; i++)
 			zsb_median_result(sc.runs[i][s], opt->repeat, &sc.med[i][s]);
-	bad = zsb_stores_verdict(ctx) != 0; /* any run of a store that failed fails it */
+	/* a store that failed in any run fails the whole */
+	bad = zsb_stores_verdict(ctx) != 0;
 	print_table(ctx, &sc); /* run_rounds left opt->threads at sc.n */
 	if (opt->json_path && write_json(ctx, &sc))
 		bad = 1;
