@@ -83,6 +83,7 @@ def start_and_catch():
             held = zram_held(p.pid)
             if held:
                 return p, held[0], held[1]
+            time.sleep(0.002)  # a poll interval: leave the CPUs to zsbench
         # finished before the device was seen (a fast machine): a longer run
         p.kill()
         p.communicate()
