@@ -5,17 +5,26 @@
 #include <errno.h>
 #include <lz4.h>
 #include <lz4hc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
+#ifdef BENCH_HAVE_LZO
+#include <lzo/lzo1x.h>
 
-enum codec_kind { CODEC_LZ4, CODEC_LZ4HC, CODEC_ZSTD };
+/* lzo1x's worst case for a page, as src/zsram/codec.c checks for its own buffer */
+#if BENCH_CODEC_BOUND < BENCH_PAGE_SIZE + BENCH_PAGE_SIZE / 16 + 64 + 3
+#error "BENCH_CODEC_BOUND below lzo1x's worst case for a page"
+#endif
+#endif
+
+enum codec_kind { CODEC_LZ4, CODEC_LZ4HC, CODEC_ZSTD, CODEC_LZO };
 
 struct bench_codec {
 	enum codec_kind kind;
 	int level;
 	const char *name;
-	void *state; /* lz4hc state, or ZSTD_CCtx */
+	void *state; /* lz4hc state, ZSTD_CCtx, or lzo's work memory */
 	ZSTD_DCtx *dctx;
 };
 
@@ -28,12 +37,29 @@ static const struct {
 	{"lz4", CODEC_LZ4, 1, 1, 65537 /* LZ4_ACCELERATION_MAX */},
 	{"lz4hc", CODEC_LZ4HC, LZ4HC_CLEVEL_DEFAULT, 1, LZ4HC_CLEVEL_MAX},
 	{"zstd", CODEC_ZSTD, 3, -131072 /* ZSTD_minCLevel() */, 22 /* ZSTD_maxCLevel() */},
+#ifdef BENCH_HAVE_LZO
+	{"lzo", CODEC_LZO, 1, 1, 1 /* lzo1x-1 */},
+#endif
 };
 
 const char *bench_codec_names(void)
 {
+#ifdef BENCH_HAVE_LZO
+	return "lz4, lz4hc, zstd, lzo";
+#else
 	return "lz4, lz4hc, zstd";
+#endif
 }
+
+#ifdef BENCH_HAVE_LZO
+static pthread_once_t lzo_once = PTHREAD_ONCE_INIT;
+static int lzo_ok; /* written once under lzo_once */
+
+static void lzo_setup(void)
+{
+	lzo_ok = lzo_init() == LZO_E_OK;
+}
+#endif
 
 const char *bench_codec_name(const struct bench_codec *c)
 {
@@ -80,6 +106,12 @@ struct bench_codec *bench_codec_new(const char *name, int level)
 	c->level = level ? level : codecs[i].default_level;
 	if (c->kind == CODEC_LZ4HC)
 		c->state = malloc((size_t)LZ4_sizeofStateHC());
+#ifdef BENCH_HAVE_LZO
+	else if (c->kind == CODEC_LZO)
+		c->state = pthread_once(&lzo_once, lzo_setup) == 0 && lzo_ok
+				   ? malloc(LZO1X_1_MEM_COMPRESS)
+				   : NULL;
+#endif
 	else if (c->kind == CODEC_ZSTD) {
 		c->state = ZSTD_createCCtx();
 		c->dctx = ZSTD_createDCtx();
@@ -114,6 +146,9 @@ int bench_codec_compress(struct bench_codec *c, const void *page, void *dst)
 {
 	int n;
 	size_t z;
+#ifdef BENCH_HAVE_LZO
+	lzo_uint lz = 0;
+#endif
 
 	switch (c->kind) {
 	case CODEC_LZ4:
@@ -127,6 +162,15 @@ int bench_codec_compress(struct bench_codec *c, const void *page, void *dst)
 		z = ZSTD_compressCCtx(c->state, dst, BENCH_CODEC_BOUND, page, BENCH_PAGE_SIZE,
 				      c->level);
 		return ZSTD_isError(z) ? -EIO : (int)z;
+	case CODEC_LZO:
+#ifdef BENCH_HAVE_LZO
+		/* dst holds lzo's worst case (checked above): it cannot overrun */
+		return lzo1x_1_compress(page, BENCH_PAGE_SIZE, dst, &lz, c->state) == LZO_E_OK
+			       ? (int)lz
+			       : -EIO;
+#else
+		break;
+#endif
 	}
 	return -EINVAL;
 }
@@ -135,6 +179,16 @@ int bench_codec_decompress(struct bench_codec *c, const void *src, size_t len, v
 {
 	size_t z;
 
+#ifdef BENCH_HAVE_LZO
+	if (c->kind == CODEC_LZO) {
+		lzo_uint n = BENCH_PAGE_SIZE;
+
+		return lzo1x_decompress_safe(src, len, page, &n, NULL) == LZO_E_OK &&
+				       n == BENCH_PAGE_SIZE
+			       ? 0
+			       : -EIO;
+	}
+#endif
 	if (c->kind == CODEC_ZSTD) {
 		z = ZSTD_decompressDCtx(c->dctx, page, BENCH_PAGE_SIZE, src, len);
 		return !ZSTD_isError(z) && z == BENCH_PAGE_SIZE ? 0 : -EIO;

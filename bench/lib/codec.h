@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Page codecs (lz4, lz4hc, zstd) with one context per thread, and the
- * compressed-size figures zram would record for a set of pages: same-filled
- * pages take no space, pages whose compressed size reaches the huge
- * threshold are stored raw (4096 bytes), the rest take their compressed size.
+ * Page codecs (lz4, lz4hc, zstd, and lzo when built with liblzo2, as
+ * zsram) with one context per thread, and the compressed-size figures zram
+ * would record for a set of pages: same-filled pages take no space, pages
+ * whose compressed size reaches the huge threshold are stored raw (4096
+ * bytes), the rest take their compressed size.
  */
 #ifndef BENCH_CODEC_H
 #define BENCH_CODEC_H
@@ -24,8 +25,9 @@ struct bench_codec;
 const char *bench_codec_names(void);
 /*
  * A codec context for one thread. level 0 = the codec's default (lz4: the
- * acceleration factor, 1; lz4hc: 9; zstd: 3). NULL with errno ENOENT for an
- * unknown name, ERANGE for a level outside bench_codec_levels(), ENOMEM.
+ * acceleration factor, 1; lz4hc: 9; zstd: 3; lzo: 1, its only one). NULL
+ * with errno ENOENT for an unknown name, ERANGE for a level outside
+ * bench_codec_levels(), ENOMEM.
  */
 struct bench_codec *bench_codec_new(const char *name, int level);
 /* The levels name accepts (zsram's ranges): 0, or -ENOENT for an unknown name. */

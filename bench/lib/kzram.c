@@ -6,10 +6,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,9 +28,70 @@ struct bench_kzram {
 	uint64_t compacted0; /* pages_compacted before a compaction */
 };
 
-/* Devices added and not yet removed, for cleanup on signals. -1: free entry. */
-static volatile int reg_id[MAX_DEVS] = {-1, -1, -1, -1, -1, -1, -1, -1};
-static volatile int reg_fd[MAX_DEVS] = {-1, -1, -1, -1, -1, -1, -1, -1};
+/*
+ * Devices added and not yet removed, for cleanup on signals and after a
+ * store's process died. bench_kzram_init() moves the registry into memory
+ * shared with the children forked later, so that the parent can remove
+ * what a child left when it died of SIGKILL or a crash; without it, each
+ * process sees its own. An entry is claimed by whoever removes the device
+ * (a compare-and-swap on dev), so that it is removed once, and never after
+ * its number was handed to someone else's hot_add.
+ */
+struct reg_entry {
+	int dev;     /* atomic: 0 free, -1 being filled, else the device's number + 1 */
+	pid_t owner; /* the process that added it, which alone holds fd */
+	int fd;	     /* its open /dev/zramN in owner, or -1 */
+};
+
+static struct reg_entry reg_local[MAX_DEVS];
+static struct reg_entry *reg = reg_local;
+
+int bench_kzram_init(void)
+{
+	void *p = mmap(NULL, sizeof(reg_local), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		       -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	reg = p; /* zero-filled: every entry free */
+	return 0;
+}
+
+/* Takes entry i for removal: its device number, or -1 when it holds none. */
+static int claim(int i)
+{
+	int v = __atomic_load_n(&reg[i].dev, __ATOMIC_ACQUIRE);
+
+	/* acquire: pairs with register_device's release, so owner and fd are set */
+	while (v > 0)
+		if (__atomic_compare_exchange_n(&reg[i].dev, &v, 0, false, __ATOMIC_ACQUIRE,
+						__ATOMIC_ACQUIRE))
+			return v - 1;
+	return -1;
+}
+
+/*
+ * Blocks the signals whose handlers clean up (zsbench's: SIGINT, SIGTERM,
+ * SIGHUP, SIGQUIT) while a device is added and registered, or claimed and
+ * removed: a signal in between would find it unregistered, or claimed and
+ * half removed, and kill the process with the device left behind.
+ */
+static void block_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void restore_signals(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
 
 /* Writes a string to a sysfs file; async-signal-safe. 0 or -errno. */
 static int sysfs_write(const char *path, const char *val)
@@ -78,29 +143,28 @@ static void dev_path(char *buf, size_t len, int id, const char *attr)
 static void remove_device(int id, int fd)
 {
 	char path[64] = "/sys/block/zram", num[16], *n = fmt_int(num + sizeof(num), id);
+	const struct timespec ts = {0, 20 * 1000 * 1000};
 
 	if (fd >= 0)
 		close(fd);
 	strcat(path, n);
 	strcat(path, "/reset");
-	for (int i = 0; i < 50 && sysfs_write(path, "1") == -EBUSY; i++) {
-		struct timespec ts = {0, 20 * 1000 * 1000};
-
+	/* EBUSY while someone has it open: another thread's I/O in flight, or
+	 * udev probing it after the change event that the reset sends (then
+	 * hot_remove fails likewise); retry each for up to 2 s */
+	for (int i = 0; i < 100 && sysfs_write(path, "1") == -EBUSY; i++)
 		nanosleep(&ts, NULL);
-	}
-	sysfs_write(CONTROL "/hot_remove", n);
+	for (int i = 0; i < 100 && sysfs_write(CONTROL "/hot_remove", n) == -EBUSY; i++)
+		nanosleep(&ts, NULL);
 }
 
 void bench_kzram_cleanup_all(void)
 {
 	for (int i = 0; i < MAX_DEVS; i++) {
-		int id = reg_id[i];
+		int id = claim(i);
 
-		if (id < 0)
-			continue;
-		reg_id[i] = -1;
-		remove_device(id, reg_fd[i]);
-		reg_fd[i] = -1;
+		if (id >= 0)
+			remove_device(id, reg[i].owner == getpid() ? reg[i].fd : -1);
 	}
 }
 
@@ -160,15 +224,22 @@ static int open_device(int id)
 	return -ENOENT;
 }
 
+/* Call with the signals blocked. 0, or -EBUSY when the registry is full. */
 static int register_device(struct bench_kzram *z)
 {
-	for (int i = 0; i < MAX_DEVS; i++)
-		if (reg_id[i] < 0) {
-			reg_fd[i] = -1;
-			reg_id[i] = z->id;
-			z->slot = i;
-			return 0;
-		}
+	for (int i = 0; i < MAX_DEVS; i++) {
+		int free_entry = 0;
+
+		if (!__atomic_compare_exchange_n(&reg[i].dev, &free_entry, -1, false,
+						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			continue;
+		reg[i].owner = getpid();
+		reg[i].fd = -1;
+		/* release: pairs with claim()'s acquire */
+		__atomic_store_n(&reg[i].dev, z->id + 1, __ATOMIC_RELEASE);
+		z->slot = i;
+		return 0;
+	}
 	return -EBUSY;
 }
 
@@ -177,6 +248,7 @@ struct bench_kzram *bench_kzram_create(uint64_t disksize, const char *algorithm,
 {
 	struct bench_kzram *z = calloc(1, sizeof(*z));
 	char buf[64], path[64];
+	sigset_t old;
 	int r;
 
 	if (!z || !bench_kzram_available(err, errlen)) {
@@ -186,16 +258,20 @@ struct bench_kzram *bench_kzram_create(uint64_t disksize, const char *algorithm,
 		return NULL;
 	}
 	z->fd = -1;
+	block_signals(&old);
 	r = sysfs_read(CONTROL "/hot_add", buf, sizeof(buf));
-	if (r) {
-		snprintf(err, errlen, "hot_add: %s", strerror(-r));
-		free(z);
-		return NULL;
+	if (!r) {
+		z->id = atoi(buf);
+		r = register_device(z);
+		if (r)
+			remove_device(z->id, -1);
 	}
-	z->id = atoi(buf);
-	if (register_device(z)) {
-		remove_device(z->id, -1);
-		snprintf(err, errlen, "too many zram devices in use by zsbench");
+	restore_signals(&old);
+	if (r) {
+		if (r == -EBUSY)
+			snprintf(err, errlen, "too many zram devices in use by zsbench");
+		else
+			snprintf(err, errlen, "hot_add: %s", strerror(-r));
 		free(z);
 		return NULL;
 	}
@@ -208,7 +284,7 @@ struct bench_kzram *bench_kzram_create(uint64_t disksize, const char *algorithm,
 		r = open_device(z->id);
 		if (r >= 0) {
 			z->fd = r;
-			reg_fd[z->slot] = r;
+			reg[z->slot].fd = r; /* read by this process's own handlers only */
 			return z;
 		}
 	}
@@ -219,11 +295,16 @@ struct bench_kzram *bench_kzram_create(uint64_t disksize, const char *algorithm,
 
 void bench_kzram_destroy(struct bench_kzram *z)
 {
+	sigset_t old;
+
 	if (!z)
 		return;
-	reg_id[z->slot] = -1;
-	reg_fd[z->slot] = -1;
-	remove_device(z->id, z->fd);
+	block_signals(&old);
+	if (claim(z->slot) == z->id) /* else a handler or the parent removed it */
+		remove_device(z->id, z->fd);
+	else if (z->fd >= 0)
+		close(z->fd);
+	restore_signals(&old);
 	free(z);
 }
 

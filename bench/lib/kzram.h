@@ -5,7 +5,8 @@
  * read with O_DIRECT (page-aligned buffers) so the page cache stays out of
  * it, discarded with BLKDISCARD, compacted through sysfs, and always reset
  * and hot-removed again: by bench_kzram_destroy(), or, on a signal or an
- * early exit, by bench_kzram_cleanup_all().
+ * early exit, by bench_kzram_cleanup_all() -- in the process that added
+ * it, or, after bench_kzram_init(), in its parent once it died.
  *
  * Functions return 0 or a negative errno; create() also explains in err.
  */
@@ -31,8 +32,23 @@ struct bench_kzram *bench_kzram_create(uint64_t disksize, const char *algorithm,
 				       size_t errlen);
 /* Resets and hot-removes the device. */
 void bench_kzram_destroy(struct bench_kzram *z);
-/* Resets and removes every device this process added and has not removed yet.
- * Async-signal-safe (open/write/close only): call it from signal handlers. */
+/*
+ * Puts the registry of added devices in memory shared with the processes
+ * forked after it: call it once, before any fork, for
+ * bench_kzram_cleanup_all() to see the devices of children. 0 or -errno
+ * (then each process keeps its own registry).
+ */
+int bench_kzram_init(void);
+/*
+ * Resets and removes every registered device not removed yet: this
+ * process's, and, after bench_kzram_init(), those of children, which must
+ * be dead by then (a live child's open device cannot be reset). Each
+ * device is removed once, by whoever claims it first. The creating and
+ * removing calls block SIGINT, SIGTERM, SIGHUP and SIGQUIT meanwhile, so a
+ * handler of those never finds a device half added or half removed.
+ * Async-signal-safe (open/write/close/nanosleep): call it from such
+ * handlers, at exit, and after a child died.
+ */
 void bench_kzram_cleanup_all(void);
 
 int bench_kzram_id(const struct bench_kzram *z);

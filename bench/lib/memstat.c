@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* RssAnon from /proc/self/statm; see memstat.h. */
+/* RssAnon from /proc/self/statm, MemAvailable from /proc/meminfo; see memstat.h. */
 #include "memstat.h"
 
 #include <fcntl.h>
@@ -24,4 +24,21 @@ uint64_t bench_rss_anon(void)
 	if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3 || shared > resident)
 		return 0;
 	return (uint64_t)(resident - shared) * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+uint64_t bench_mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	unsigned long long kb;
+	long pages = sysconf(_SC_AVPHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+			fclose(f);
+			return (uint64_t)kb << 10;
+		}
+	if (f)
+		fclose(f);
+	return pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
 }

@@ -12,4 +12,11 @@
 /* RssAnon of the calling process in bytes (resident - shared of /proc/self/statm); 0 on error. */
 uint64_t bench_rss_anon(void);
 
+/*
+ * Bytes the machine can still give without swapping: MemAvailable of
+ * /proc/meminfo, else sysconf(_SC_AVPHYS_PAGES) pages (free memory only);
+ * 0 when neither says.
+ */
+uint64_t bench_mem_available(void);
+
 #endif /* BENCH_MEMSTAT_H */

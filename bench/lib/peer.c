@@ -85,6 +85,24 @@ static int collect(pid_t pid, int fd, struct bench_result *res, bench_wait_fn wa
 }
 
 /*
+ * The child being waited for, for bench_child_stop() from a signal
+ * handler; 0: none. Written by the thread that forks and reaps, before and
+ * after it waits.
+ */
+static volatile pid_t running;
+
+void bench_child_stop(int sig)
+{
+	pid_t pid = running;
+
+	if (pid <= 0)
+		return;
+	kill(pid, sig);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/*
  * A child must not outlive zsbench: SIGTERM when the parent goes (its
  * handler, inherited from zsbench, removes kernel zram devices first).
  */
@@ -99,7 +117,7 @@ int bench_child_run(int (*fn)(void *ctx, struct bench_result *res), void *ctx,
 		    struct bench_result *res, bench_wait_fn wait, void *wctx)
 {
 	pid_t parent = getpid();
-	int fds[2];
+	int fds[2], err;
 	pid_t pid;
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -121,7 +139,10 @@ int bench_child_run(int (*fn)(void *ctx, struct bench_result *res), void *ctx,
 		_exit(write_all(fds[1], &child_res, sizeof(child_res)) ? 1 : 0);
 	}
 	close(fds[1]);
-	return collect(pid, fds[0], res, wait, wctx, "child");
+	running = pid;
+	err = collect(pid, fds[0], res, wait, wctx, "child");
+	running = 0;
+	return err;
 }
 
 static void keep_fd(int fd)
@@ -136,7 +157,7 @@ int bench_peer_run(const struct bench_peer_req *req, struct bench_result *res, b
 	char a[10][96];
 	char *argv[12];
 	pid_t parent = getpid();
-	int fds[2];
+	int fds[2], err;
 	pid_t pid;
 
 	if (access(req->helper, X_OK) < 0) {
@@ -176,7 +197,18 @@ int bench_peer_run(const struct bench_peer_req *req, struct bench_result *res, b
 		_exit(127);
 	}
 	close(fds[1]);
-	return collect(pid, fds[0], res, wait, wctx, req->helper);
+	running = pid;
+	err = collect(pid, fds[0], res, wait, wctx, req->helper);
+	running = 0;
+	return err;
+}
+
+void bench_test_kill(const char *key)
+{
+	const char *want = getenv("ZSBENCH_TEST_KILL");
+
+	if (want && !strcmp(want, key))
+		kill(getpid(), SIGKILL);
 }
 
 /* ---- helper side ---- */

@@ -36,6 +36,14 @@ typedef void (*bench_wait_fn)(void *ctx);
 int bench_child_run(int (*fn)(void *ctx, struct bench_result *res), void *ctx,
 		    struct bench_result *res, bench_wait_fn wait, void *wctx);
 
+/*
+ * For a signal handler of the parent: sends sig to the child that
+ * bench_child_run() or bench_peer_run() is waiting for, if any, and waits
+ * until it is gone, so that its own handler has cleaned up (kernel zram
+ * devices) before the parent goes. Async-signal-safe (kill, waitpid).
+ */
+void bench_child_stop(int sig);
+
 struct bench_peer_req {
 	const char *helper; /* path of the helper executable */
 	const struct bench_pages *pages;
@@ -51,6 +59,14 @@ struct bench_peer_req {
 /* As bench_child_run, for a helper; -ENOENT when the helper is not there. */
 int bench_peer_run(const struct bench_peer_req *req, struct bench_result *res, bench_wait_fn wait,
 		   void *wctx);
+
+/*
+ * For tests only: when the environment's ZSBENCH_TEST_KILL equals key (a
+ * store's --stores name), the calling process kills itself with SIGKILL,
+ * so that a store whose process dies can be provoked at will. Each store's
+ * process calls it before it stores a page; documented in zsbench(1).
+ */
+void bench_test_kill(const char *key);
 
 /* The helper's main(): returns its exit status (2: bad arguments, not run by zsbench). */
 int bench_peer_main(int argc, char **argv, const struct bench_allocator *alloc);

@@ -52,7 +52,7 @@ size_t *bench_free_plan(size_t npages, double fraction, uint64_t seed, size_t *n
 
 	if (!idx)
 		return NULL;
-	if (fraction < 0)
+	if (!(fraction >= 0)) /* NaN too: (size_t)NaN below would free past the end */
 		fraction = 0;
 	if (fraction > 1)
 		fraction = 1;

@@ -21,8 +21,12 @@ def check(cond, what):
         print("FAIL:", what, file=sys.stderr)
 
 
-def run(*args, expect_rc=0):
-    p = subprocess.run([ZSBENCH, *args], capture_output=True, text=True, timeout=100)
+def run(*args, expect_rc=0, env=None, user=None):
+    """Runs zsbench with args (and env added to the environment, as user when not None)."""
+    kw = {"env": {**os.environ, **env}} if env else {}
+    if user is not None:
+        kw["user"] = user
+    p = subprocess.run([ZSBENCH, *args], capture_output=True, text=True, timeout=100, **kw)
     check(p.returncode == expect_rc,
           f"zsbench {' '.join(args)}: exit {p.returncode}, expected {expect_rc}\n"
           f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
@@ -155,6 +159,132 @@ def check_scaling(tmp, zsram_built):
     check("2 or more" in p.stderr, f"scaling --threads 1: {p.stderr!r}")
 
 
+def check_free_fraction():
+    """--free-fraction outside 0..1, NaN and infinities are usage errors, before any work."""
+    for bad in ("nan", "-nan", "inf", "-0.1", "1.5", "0.5x", ""):
+        p = run("--size", "1M", "--stores", "zsram,raw", "--free-fraction", bad, expect_rc=2)
+        check("--free-fraction" in p.stderr and p.stdout == "",
+              f"--free-fraction {bad!r}: {p.stderr!r}, stdout {p.stdout[:200]!r}")
+
+
+def first_line(p):
+    return (p.stderr.splitlines() or [""])[0]
+
+
+def mem_total():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) << 10
+    return None
+
+
+def check_size():
+    """--size: 0, under a page, non-finite, overflowing or above the machine's memory is a
+    usage error on one line naming --size, before any work (they used to run 256 MiB)."""
+    for bad in ("0", "100", "inf", "nan", "1e30", "99999999T", "-1M", "4X", ""):
+        p = run("--size", bad, "--stores", "raw", expect_rc=2)
+        check("--size" in first_line(p) and p.stdout == "", f"--size {bad!r}: {p.stderr!r}")
+    total = mem_total()
+    if total:
+        # the pages and a store's copy of them cannot fit in all of RAM
+        for args in (("--stores", "raw"), ("--input", "/dev/null"), ("hist",)):
+            p = run(*args, "--size", str(total), expect_rc=2)
+            check("--size" in first_line(p) and "MemAvailable" in first_line(p)
+                  and p.stdout == "", f"--size {total} {args}: {p.stderr!r}")
+    p = run("hist", "--size", "6K")
+    check(": 1 pages" in p.stdout, f"--size 6K is not one page: {p.stdout[:200]!r}")
+
+
+def check_algorithm():
+    """An unknown --algorithm is a usage error before any work (it ran to an empty table and
+    exited 1); the list is the codecs', so lzo, when built in, is known and used."""
+    for cmd in ((), ("classes",), ("hist",), ("scaling",), ("--ablate",)):
+        p = run(*cmd, "--size", "1M", "--algorithm", "nope", expect_rc=2)
+        check("unknown --algorithm 'nope'" in first_line(p) and p.stdout == "",
+              f"{cmd} unknown algorithm: {p.stderr!r} {p.stdout[:200]!r}")
+    for bad in ("99999999999999999999", "4294967297", "x"):  # 4294967297 wrapped to level 1
+        p = run("--size", "1M", "--stores", "raw", "--level", bad, expect_rc=2)
+        check("--level" in first_line(p), f"--level {bad}: {p.stderr!r}")
+    known = run("--help").stdout.split("--algorithm NAME", 1)[1].split("(default")[0]
+    if "lzo" not in known:
+        p = run("--size", "1M", "--algorithm", "lzo", "--stores", "raw", expect_rc=2)
+        return
+    p = run("--size", "1M", "--algorithm", "lzo", "--stores", "zsram,glibc,raw")
+    check("unknown" not in p.stderr and "skipped" not in p.stderr,
+          f"--algorithm lzo, which --help lists: {p.stderr!r}")
+    check("raw lzo" in p.stdout and p.stdout.count(" yes") == 3,
+          f"--algorithm lzo did not run every store: {p.stdout!r}")
+
+
+def check_exit_status(tmp):
+    """A store whose process dies fails the run (exit 1), and so does a run in which no store
+    ran; both exited 0. ZSBENCH_TEST_KILL (zsbench(1), ENVIRONMENT) has a store's process
+    kill itself with SIGKILL before it stores a page."""
+    for victim, name in (("glibc", "glibc malloc"), ("zsram", None), ("raw", "raw codec")):
+        out = os.path.join(tmp, f"killed-{victim}.json")
+        p = run("--size", "1M", "--stores", "zsram,glibc,raw", "--repeat", "2", "--json", out,
+                env={"ZSBENCH_TEST_KILL": victim}, expect_rc=1)
+        died = [line for line in p.stderr.splitlines() if "killed by signal 9" in line]
+        check(len(died) == 1 and (name or "zs") in died[0],
+              f"{victim} killed: not one line saying so: {p.stderr!r}")
+        check(p.stdout.count(" yes") == 2, f"{victim} killed: the others did not run: {p.stdout!r}")
+        with open(out) as f:
+            doc = json.load(f)
+        check([x["kind"] for x in doc.get("failed", [])] == [victim],
+              f"{victim} killed: JSON failed = {doc.get('failed')}")
+        check(victim not in [x["kind"] for x in doc["stores"] + doc["skipped"]],
+              f"{victim} killed: listed as run or skipped")
+    p = run("scaling", "--size", "1M", "--stores", "raw", "--threads", "2",
+            env={"ZSBENCH_TEST_KILL": "raw"}, expect_rc=1)
+    check("no store ran" in p.stderr, f"scaling, raw killed: {p.stderr!r}")
+    p = run("--size", "1M", "--stores", ",", expect_rc=2)
+    check("--stores" in first_line(p) and p.stdout == "", f"--stores ',': {p.stderr!r}")
+    # a --stores list of nothing that can run here: the kernel's zram for a user who is not root
+    user = 65534 if os.geteuid() == 0 else None
+    probe = subprocess.run([ZSBENCH, "--version"], capture_output=True, user=user)
+    if probe.returncode == 0:
+        p = run("--size", "1M", "--stores", "kzram", user=user, expect_rc=1)
+        check("no store ran" in p.stderr and "skipped" in p.stderr, f"kzram as a user: {p.stderr!r}")
+
+
+def check_outputs(tmp):
+    """An unwritable --json or --plot target is a usage error before any work (it failed or
+    was skipped only after the whole run); a writable new one is not left behind by it."""
+    missing = os.path.join(tmp, "no-such-dir", "x")
+    for cmd, opt in (((), "--json"), ((), "--plot"), (("--ablate",), "--json"),
+                     (("--ablate",), "--plot"), (("scaling",), "--json"),
+                     (("classes",), "--json")):
+        for target in (missing, tmp):  # no such directory; a directory
+            p = run(*cmd, "--size", "1M", opt, target, expect_rc=2)
+            check(first_line(p).startswith(f"zsbench: {opt} {target}: ") and p.stdout == "",
+                  f"{cmd} {opt} {target}: {p.stderr!r} {p.stdout[:200]!r}")
+    fresh = os.path.join(tmp, "fresh.json")
+    if mem_total():  # a usage error found after the targets were checked
+        run("--size", str(mem_total()), "--stores", "raw", "--json", fresh, expect_rc=2)
+        check(not os.path.exists(fresh), "a usage error left the --json file behind")
+
+
+def check_command_options(tmp):
+    """An option a command does not use is a usage error naming both (it was ignored)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    png = os.path.join(tmp, "x.png")
+    cases = ((("classes",), ("--threads", "2")), (("classes",), ("--free-fraction", "0.3")),
+             (("classes",), ("--repeat", "2")), (("classes",), ("--stores", "raw")),
+             (("classes",), ("--plot", png)), (("hist",), ("--json", png)),
+             (("hist",), ("--threads", "2")), (("hist", "--input", here), ("--seed", "3")),
+             (("--ablate",), ("--stores", "zsram")), (("scaling",), ("--plot", png)))
+    for cmd, opt in cases:
+        p = run(*cmd, "--size", "1M", *opt, expect_rc=2)
+        check(f"{cmd[0]} does not use {opt[0]}" in first_line(p) and p.stdout == "",
+              f"{cmd} {opt}: {p.stderr!r} {p.stdout[:200]!r}")
+    p = run("classes", "--ablate", "--size", "1M", expect_rc=2)
+    check("--ablate and classes" in first_line(p), f"classes --ablate: {p.stderr!r}")
+    # a command word first is the command, even with --input paths after it
+    p = run("hist", "--input", here)
+    check("stored bytes" in p.stdout, f"hist --input: {p.stdout[:200]!r}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="zsbench-smoke-")
     out = os.path.join(tmp, "out.json")
@@ -195,11 +325,15 @@ def main():
     check_chain_size(tmp, zsram_built)
     check_paired_ratios(tmp, zsram_built)
     check_scaling(tmp, zsram_built)
+    check_free_fraction()
+    check_size()
+    check_exit_status(tmp)
+    check_outputs(tmp)
+    check_command_options(tmp)
     p = run("--input", "/nonexistent-zsbench", expect_rc=1)
     check(p.stderr.count("\n") == 2 and "/nonexistent-zsbench" in p.stderr,
           f"unreadable input: {p.stderr!r}")
-    p = run("--size", "1M", "--algorithm", "nope", "--stores", "zsram,raw", expect_rc=1)
-    check("unknown algorithm 'nope'" in p.stderr, f"unknown algorithm: {p.stderr!r}")
+    check_algorithm()
     shutil.rmtree(tmp)
     return 1 if failures else 0
 

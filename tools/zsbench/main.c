@@ -17,10 +17,8 @@
 
 #include "corpus.h"
 #include "kzram.h"
+#include "peer.h"
 #include "zsbench.h"
-
-#define DEFAULT_BUILTIN_SIZE (256ull << 20)
-#define DEFAULT_READ_CAP     (1ull << 30)
 
 void zsb_error(const char *fmt, ...)
 {
@@ -88,7 +86,7 @@ static int load_inputs(struct zsb_ctx *ctx, size_t max_pages)
 int zsb_load_corpus(struct zsb_ctx *ctx)
 {
 	struct zsb_options *opt = ctx->opt;
-	uint64_t size = opt->size;
+	size_t npages = (size_t)(opt->size / BENCH_PAGE_SIZE); /* >= 1 (options.c) */
 	int err = bench_pages_init(&ctx->pages, "");
 
 	if (err) {
@@ -96,13 +94,9 @@ int zsb_load_corpus(struct zsb_ctx *ctx)
 		return err;
 	}
 	if (opt->pid || opt->ninputs) {
-		size_t cap = (size_t)((size ? size : DEFAULT_READ_CAP) / BENCH_PAGE_SIZE);
-
-		err = opt->pid ? load_pid(ctx, cap) : load_inputs(ctx, cap);
+		err = opt->pid ? load_pid(ctx, npages) : load_inputs(ctx, npages);
 	} else {
-		size_t n = (size_t)((size ? size : DEFAULT_BUILTIN_SIZE) / BENCH_PAGE_SIZE);
-
-		err = bench_corpus_generate(&ctx->pages, n ? n : 1, opt->seed);
+		err = bench_corpus_generate(&ctx->pages, npages, opt->seed);
 		snprintf(ctx->pages.source, sizeof(ctx->pages.source), "built-in corpus, seed %llu",
 			 (unsigned long long)opt->seed);
 		if (err)
@@ -116,35 +110,55 @@ int zsb_load_corpus(struct zsb_ctx *ctx)
 				      &ctx->hist);
 	ctx->hist_ok = !err;
 	if (err == -ENOENT) {
-		/* one line for all the stores that lack it (the kernel's zram
-		 * falls back to lz4 and the table says so) */
-		bool zsram = zsb_zsram_has_algorithm(opt->algorithm);
-
+		/* a name only zsram knows (options.c refuses any other): one
+		 * line for all the stores that lack it (the kernel's zram falls
+		 * back to lz4 and the table says so) */
 		ctx->skipped[ST_GLIBC] = ctx->skipped[ST_JEMALLOC] = ctx->skipped[ST_MIMALLOC] = 1;
 		ctx->skipped[ST_RAW] = 1;
-		ctx->skipped[ST_ZSRAM] = !zsram;
-		zsb_error("unknown algorithm '%s' (known here: %s): %s skipped", opt->algorithm,
-			  bench_codec_names(),
-			  zsram ? "the malloc peers and the raw codec are"
-				: "zsram, the malloc peers and the raw codec are");
+		zsb_error("algorithm '%s' is zsram's only (the others have %s): the malloc peers "
+			  "and the raw codec are skipped",
+			  opt->algorithm, bench_codec_names());
 	}
 	return 0;
 }
 
-/* A signal must not leave a kernel zram device behind. */
+/*
+ * A signal must not leave a kernel zram device behind. The device belongs
+ * to the store's child, which gets the signal too (forwarded here, or from
+ * the terminal) and runs this same handler, inherited: it removes its
+ * device, then dies of the signal. This process waits for it, removes
+ * what a child that died otherwise left, then dies of the signal itself.
+ */
 static void on_signal(int sig)
 {
+	static int entered; /* atomic: a thread runs the cleanup */
+
+	/* A process-directed signal (the one forwarded to a child, a second
+	 * Ctrl-C) goes to any thread that does not block it: the store's
+	 * other threads would run this too, and their raise() would end the
+	 * process in the middle of the first one's cleanup. They wait for it. */
+	if (__atomic_exchange_n(&entered, 1, __ATOMIC_SEQ_CST))
+		for (;;)
+			pause();
+	bench_child_stop(sig);
 	bench_kzram_cleanup_all();
 	signal(sig, SIG_DFL);
-	raise(sig);
+	raise(sig); /* blocked until the handler returns: then it kills */
 }
 
 static void install_signals(void)
 {
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
 
+	/* the others wait too: a second Ctrl-C, or the child's SIGTERM when
+	 * its parent dies (peer.c), must not cut the cleanup short */
+	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		signal(sigs[i], on_signal);
+		sigaddset(&sa.sa_mask, sigs[i]);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	bench_kzram_init(); /* failing that, each child cleans up alone */
 	atexit(bench_kzram_cleanup_all);
 }
 

@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: MIT
 /* Command line: options, subcommands, --help. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "memstat.h"
 #include "zsbench.h"
 
 static const struct {
@@ -70,17 +75,24 @@ void zsb_usage(FILE *out)
 		"  -h, --help             this text\n"
 		"  -V, --version          print the version\n"
 		"\n"
-		"See zsbench(1) for what each figure means.\n",
-		bench_codec_names());
+		"Each command refuses the options it does not use. See zsbench(1) for what each\n"
+		"figure means.\n",
+		zsb_algorithms());
 }
 
+/*
+ * SIZE: a number of bytes, maybe fractional, with an optional suffix K, M,
+ * G or T (powers of 1024; "KiB" and "KB" read alike), rounded down to whole
+ * pages. 0; -EINVAL when it is no such thing (NaN and infinities
+ * included), -ERANGE from 2^63 bytes up, -EDOM under one page (0 among them).
+ */
 static int parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	double v = strtod(s, &end);
+	double v = strtod(s, &end), bytes;
 	uint64_t mult = 1;
 
-	if (end == s || v < 0)
+	if (end == s || !isfinite(v) || v < 0)
 		return -EINVAL;
 	switch (*end) {
 	case 'k':
@@ -112,8 +124,11 @@ static int parse_size(const char *s, uint64_t *out)
 		end++;
 	if (*end)
 		return -EINVAL;
-	*out = (uint64_t)(v * (double)mult);
-	return 0;
+	bytes = v * (double)mult;
+	if (bytes >= 0x1p63) /* (uint64_t) of more is undefined */
+		return -ERANGE;
+	*out = (uint64_t)bytes / BENCH_PAGE_SIZE * BENCH_PAGE_SIZE;
+	return *out ? 0 : -EDOM;
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -151,6 +166,10 @@ static int parse_stores(const char *list, unsigned *mask)
 				  tok);
 			return -EINVAL;
 		}
+	}
+	if (!*mask) { /* "," or "": a run of nothing */
+		zsb_error("--stores '%s' names no store", list);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -192,6 +211,57 @@ static const struct option long_opts[] = {
 	{0},
 };
 
+#define OPT(o)	   (1u << ((o) - O_INPUT))
+#define OPT_CORPUS (OPT(O_INPUT) | OPT(O_PID) | OPT(O_SIZE) | OPT(O_SEED))
+#define OPT_CODEC  (OPT(O_ALGO) | OPT(O_LEVEL) | OPT(O_CHAIN))
+#define OPT_RUN	   (OPT(O_THREADS) | OPT(O_FREE) | OPT(O_REPEAT))
+
+/*
+ * The options each command reads (zsbench(1), COMMANDS): any other given
+ * would be silently ignored, so it is a usage error. classes and hist
+ * measure no run (no threads, frees, rounds or stores); --ablate runs
+ * zsram's variants only (no --stores); scaling draws no plot.
+ */
+static const struct {
+	const char *name;
+	unsigned uses;
+} commands[] = {
+	[CMD_BENCH] = {"zsbench", ~0u},
+	[CMD_CLASSES] = {"zsbench classes", OPT_CORPUS | OPT_CODEC | OPT(O_JSON)},
+	[CMD_HIST] = {"zsbench hist", OPT_CORPUS | OPT_CODEC},
+	[CMD_ABLATE] = {"zsbench --ablate", OPT_CORPUS | OPT_CODEC | OPT_RUN | OPT(O_JSON) |
+						    OPT(O_PLOT) | OPT(O_ABLATE)},
+	[CMD_SCALING] = {"zsbench scaling",
+			 OPT_CORPUS | OPT_CODEC | OPT_RUN | OPT(O_STORES) | OPT(O_JSON)},
+};
+
+/* 0 when the command reads every option given; else -1 after naming the first that it does not. */
+static int check_command_options(const struct zsb_options *opt)
+{
+	unsigned uses = commands[opt->command].uses, extra;
+	const char *why = "";
+
+	if ((opt->command == CMD_CLASSES || opt->command == CMD_HIST) &&
+	    (opt->ninputs || opt->pid)) {
+		uses &= ~OPT(O_SEED); /* it seeds the built-in corpus, and there is no free order */
+		why = " with --input or --pid";
+	}
+	extra = opt->given & ~uses;
+	if (!extra)
+		return 0;
+	for (int o = O_INPUT; o <= O_ABLATE; o++)
+		if (extra & OPT(o)) {
+			if (o == O_ABLATE)
+				zsb_error("--ablate and %s are two commands: give one",
+					  commands[opt->command].name + strlen("zsbench "));
+			else
+				zsb_error("%s does not use --%s%s", commands[opt->command].name,
+					  long_opts[o - O_INPUT].name, o == O_SEED ? why : "");
+			break;
+		}
+	return -1;
+}
+
 static int add_input(struct zsb_options *opt, char *path)
 {
 	char **n = realloc(opt->inputs, (opt->ninputs + 1) * sizeof(*n));
@@ -215,10 +285,16 @@ static int parse_number(struct zsb_options *opt, int c, const char *arg)
 		bad = parse_uint(arg, 0x7fffffff, &u) || !u;
 		opt->pid = (pid_t)u;
 		break;
-	case O_LEVEL:
-		opt->level = (int)strtol(arg, &end, 10);
-		bad = end == arg || *end;
+	case O_LEVEL: {
+		long l;
+
+		errno = 0;
+		l = strtol(arg, &end, 10);
+		/* out of int: ERANGE or a silent wrap would pass the range check */
+		bad = end == arg || *end || errno || l < INT_MIN || l > INT_MAX;
+		opt->level = (int)l;
 		break;
+	}
 	case O_THREADS:
 		bad = parse_uint(arg, 256, &u) || !u;
 		opt->threads = (unsigned)u;
@@ -226,7 +302,8 @@ static int parse_number(struct zsb_options *opt, int c, const char *arg)
 		break;
 	case O_FREE:
 		opt->free_fraction = strtod(arg, &end);
-		bad = end == arg || *end || opt->free_fraction < 0 || opt->free_fraction > 1;
+		/* written so that NaN fails too: every comparison with it is false */
+		bad = end == arg || *end || !(opt->free_fraction >= 0 && opt->free_fraction <= 1);
 		break;
 	case O_CHAIN:
 		bad = parse_uint(arg, 16, &u) || !u;
@@ -255,9 +332,18 @@ static int parse_one(struct zsb_options *opt, int c, char *arg)
 	case O_INPUT:
 		return add_input(opt, arg);
 	case O_SIZE:
-		if (!parse_size(arg, &opt->size))
+		switch (parse_size(arg, &opt->size)) {
+		case 0:
+			opt->size_set = 1;
 			return 0;
-		zsb_error("bad size '%s'", arg);
+		case -ERANGE:
+			zsb_error("--size '%s' is too large", arg);
+			return -1;
+		case -EDOM:
+			zsb_error("--size '%s' is less than one page (4K)", arg);
+			return -1;
+		}
+		zsb_error("bad --size '%s' (bytes, with an optional K, M, G or T suffix)", arg);
 		return -1;
 	case O_ALGO:
 		opt->algorithm = arg;
@@ -286,10 +372,82 @@ static int parse_one(struct zsb_options *opt, int c, char *arg)
 	return parse_number(opt, c, arg);
 }
 
+/*
+ * The largest --size this machine can hold now. The pages stay in a memfd
+ * (S bytes of shared memory) for the whole run, and the process of the
+ * store being measured holds a copy of them on top: compressed, but a page
+ * that does not compress is kept whole, and raw's buffer is prefaulted to
+ * the pages' size; stores run one at a time. Its bookkeeping (free plan,
+ * latencies: about 40 bytes a page) and the store's own metadata take a
+ * few percent more, so a run is allowed 2 S + S/16 of MemAvailable: S up
+ * to 16/33 of it. UINT64_MAX when the machine does not say.
+ */
+static uint64_t size_limit(void)
+{
+	uint64_t avail = bench_mem_available();
+
+	return avail ? avail / 33 * 16 / BENCH_PAGE_SIZE * BENCH_PAGE_SIZE : UINT64_MAX;
+}
+
+/* Resolves opt->size (defaults, the memory check); 0, or -1 after saying why. */
+static int resolve_size(struct zsb_options *opt)
+{
+	uint64_t limit = size_limit();
+	char want[32], most[32];
+
+	if (!opt->size_set && (opt->ninputs || opt->pid)) {
+		/* a cap: what is read may be far less, so the default only shrinks */
+		opt->size = ZSB_DEFAULT_READ_CAP < limit ? ZSB_DEFAULT_READ_CAP : limit;
+		if (opt->size >= BENCH_PAGE_SIZE)
+			return 0;
+	} else if (!opt->size_set) {
+		opt->size = ZSB_DEFAULT_SIZE;
+	}
+	if (opt->size <= limit && opt->size >= BENCH_PAGE_SIZE)
+		return 0;
+	zsb_fmt_mib(want, sizeof(want), (double)opt->size);
+	zsb_fmt_mib(most, sizeof(most), (double)limit);
+	zsb_error("--size %s%s: a run holds the pages and a store's copy of them, about 2.1 "
+		  "times that, more than this machine has available (MemAvailable in "
+		  "/proc/meminfo); at most %s here",
+		  want, opt->size_set ? "" : " (the default)", most);
+	return -1;
+}
+
+/*
+ * Whether the --json or --plot file can be written, before any work: a run
+ * of minutes must not end in "cannot open". An existing file is opened
+ * for writing without truncation; a new one is created and removed again,
+ * so that a run that fails early leaves nothing behind. 0, or -1 after
+ * saying why.
+ */
+static int check_output(const char *path, const char *option)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+
+	if (fd >= 0) {
+		close(fd);
+		unlink(path);
+		return 0;
+	}
+	if (errno == EEXIST)
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	zsb_error("%s %s: %s", option, path, strerror(errno));
+	return -1;
+}
+
 /* Returns 0 to run, 1 to exit successfully (help), -1 on a usage error. */
 int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 {
-	int c, r;
+	static const char *const words[] = {"classes", "hist", "ablate", "scaling"};
+	int c, r, first_is_command = 0;
+
+	for (size_t w = 0; argc > 1 && w < sizeof(words) / sizeof(words[0]); w++)
+		first_is_command |= !strcmp(argv[1], words[w]);
 
 	*opt = (struct zsb_options){.algorithm = "lz4",
 				    .threads = 1,
@@ -298,18 +456,25 @@ int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 				    .repeat = 1,
 				    .stores = (1u << ST_NSTORES) - 1};
 	while ((c = getopt_long(argc, argv, "hV", long_opts, NULL)) != -1) {
+		if (c >= O_INPUT && c <= O_ABLATE)
+			opt->given |= OPT(c);
 		r = parse_one(opt, c, optarg);
 		if (r)
 			return r < 0 ? -1 : 1;
 	}
 	for (int i = optind; i < argc; i++) {
-		if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "classes"))
+		/* the first word names a command, unless --input takes it as a
+		 * path; as argv[1] ("zsbench hist --input DIR") it always does
+		 * (getopt moved it here, first of the words) */
+		int cmd = i == optind && (opt->ninputs == 0 || first_is_command);
+
+		if (cmd && !strcmp(argv[i], "classes"))
 			opt->command = CMD_CLASSES;
-		else if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "hist"))
+		else if (cmd && !strcmp(argv[i], "hist"))
 			opt->command = CMD_HIST;
-		else if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "ablate"))
+		else if (cmd && !strcmp(argv[i], "ablate"))
 			opt->command = CMD_ABLATE;
-		else if (i == optind && opt->ninputs == 0 && !strcmp(argv[i], "scaling"))
+		else if (cmd && !strcmp(argv[i], "scaling"))
 			opt->command = CMD_SCALING;
 		else if (opt->ninputs) /* --input PATH... takes the paths that follow */
 			add_input(opt, argv[i]);
@@ -318,6 +483,8 @@ int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 			return -1;
 		}
 	}
+	if (check_command_options(opt))
+		return -1;
 	if (opt->command == CMD_SCALING && opt->threads_set && opt->threads < 2) {
 		zsb_error("scaling compares one thread with more: --threads must be 2 or more");
 		return -1;
@@ -326,15 +493,24 @@ int zsb_parse_options(int argc, char **argv, struct zsb_options *opt)
 		zsb_error("--input and --pid exclude each other");
 		return -1;
 	}
-	/* an unknown algorithm is reported once the corpus is loaded (the
-	 * stores that have it still run); a bad level for a known one is a
-	 * usage error, so that no store runs at a level others clamp */
+	/* the same list the stores' codecs use (zsb_algorithms): a name that
+	 * only zsram knows runs there, and the other stores say they lack it
+	 * (main.c); a bad level for a known one is a usage error, so that no
+	 * store runs at a level others clamp */
 	int lo, hi;
+	if (!zsb_algorithm_known(opt->algorithm)) {
+		zsb_error("unknown --algorithm '%s' (known here: %s)", opt->algorithm,
+			  zsb_algorithms());
+		return -1;
+	}
 	if (opt->level && !bench_codec_levels(opt->algorithm, &lo, &hi) &&
 	    (opt->level < lo || opt->level > hi)) {
 		zsb_error("bad --level %d for %s (%d..%d, or 0 for the default)", opt->level,
 			  opt->algorithm, lo, hi);
 		return -1;
 	}
-	return 0;
+	if ((opt->json_path && check_output(opt->json_path, "--json")) ||
+	    (opt->plot_path && check_output(opt->plot_path, "--plot")))
+		return -1;
+	return resolve_size(opt);
 }

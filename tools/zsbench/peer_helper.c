@@ -34,6 +34,8 @@ static void stats(char *buf, size_t len)
 		 allocated);
 }
 
+#define PEER_KEY "jemalloc" /* its --stores name */
+
 static const struct bench_allocator alloc = {
 	.name = "jemalloc",
 	.malloc = malloc,
@@ -57,6 +59,8 @@ static void stats(char *buf, size_t len)
 	snprintf(buf, len, "\"allocator_rss\": %zu, \"allocator_committed\": %zu", rss, commit);
 }
 
+#define PEER_KEY "mimalloc"
+
 static const struct bench_allocator alloc = {
 	.name = "mimalloc",
 	.malloc = mi_malloc,
@@ -79,6 +83,8 @@ static void stats(char *buf, size_t len)
 		 mi.uordblks, mi.fordblks, mi.hblkhd);
 }
 
+#define PEER_KEY "glibc"
+
 static const struct bench_allocator alloc = {
 	.name = "glibc malloc",
 	.malloc = malloc,
@@ -90,7 +96,10 @@ static const struct bench_allocator alloc = {
 
 int main(int argc, char **argv)
 {
-	int r = bench_peer_main(argc, argv, &alloc);
+	int r;
+
+	bench_test_kill(PEER_KEY);
+	r = bench_peer_main(argc, argv, &alloc);
 
 	if (r == 2)
 		fprintf(stderr, "%s: a helper of zsbench, not meant to be run by hand\n", argv[0]);

@@ -203,6 +203,21 @@ int zsb_write_json(const struct zsb_ctx *ctx, const char *path)
 			bench_json_object_end(&j);
 		}
 	bench_json_array_end(&j);
+	bench_json_array_begin(&j, "failed"); /* each makes the exit status 1 */
+	for (int s = 0; s < ST_NSTORES; s++) {
+		const char *why = "read-back verification failed";
+
+		if (!ctx->failed[s])
+			continue;
+		for (unsigned k = opt->repeat; k-- > 0;) /* the first run's that failed */
+			if (!ctx->results[s][k].ok)
+				why = ctx->results[s][k].error;
+		bench_json_object_begin(&j, NULL);
+		bench_json_string(&j, "kind", zsb_store_key(s));
+		bench_json_string(&j, "reason", why);
+		bench_json_object_end(&j);
+	}
+	bench_json_array_end(&j);
 	if (ctx->ran[ST_ZSRAM] && ctx->ran[ST_RAW]) {
 		/* paired per-round ratios, as the summary line gives them */
 		bench_json_object_begin(&j, "zsram_vs_raw");

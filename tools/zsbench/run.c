@@ -30,22 +30,29 @@ static int run_one(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *r
 	return -EINVAL;
 }
 
-/* One line per problem; a store that cannot run at all is not tried again. */
+/*
+ * One line per problem. A store this machine lacks (-ENOENT: its helper was
+ * not built or cannot run; -ENODEV: no kernel zram here) is skipped; any
+ * other problem fails the run: the store's process died or returned an
+ * error, or pages read back wrong (zsbench(1), EXIT STATUS). A store that
+ * failed without ever giving a result is not tried again.
+ */
 static void report_problem(struct zsb_ctx *ctx, enum zsb_store s, int err,
 			   const struct bench_result *res)
 {
-	if (err == -ENOENT || err == -ENODEV || (!res->ok && !ctx->ran[s])) {
-		bench_bar_clear(&ctx->bar);
+	bench_bar_clear(&ctx->bar);
+	if (err == -ENOENT || err == -ENODEV) {
 		zsb_error("%s: %s", zsb_store_name(s), res->error[0] ? res->error : strerror(-err));
 		ctx->skipped[s] = 1;
-	} else if (!res->ok) {
-		bench_bar_clear(&ctx->bar);
-		zsb_error("%s: %s", zsb_store_name(s), res->error);
-	} else if (!res->verified) {
-		bench_bar_clear(&ctx->bar);
+		return;
+	}
+	ctx->failed[s] = 1;
+	if (!res->ok)
+		zsb_error("%s: %s", zsb_store_name(s),
+			  res->error[0] ? res->error : strerror(err ? -err : EIO));
+	else
 		zsb_error("%s: read-back verification FAILED: %llu pages differ", zsb_store_name(s),
 			  (unsigned long long)res->mismatches);
-	}
 }
 
 int zsb_run_store(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res)
@@ -54,9 +61,28 @@ int zsb_run_store(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *re
 
 	if (err || !res->ok || !res->verified)
 		report_problem(ctx, s, err, res);
-	if (!ctx->skipped[s])
+	if (!ctx->skipped[s] && !(ctx->failed[s] && !res->ok && !ctx->ran[s]))
 		ctx->ran[s] = 1;
 	return err;
+}
+
+bool zsb_store_wanted(const struct zsb_ctx *ctx, enum zsb_store s)
+{
+	return (ctx->opt->stores & (1u << s)) && !ctx->skipped[s] &&
+	       !(ctx->failed[s] && !ctx->ran[s]);
+}
+
+int zsb_stores_verdict(const struct zsb_ctx *ctx)
+{
+	int ran = 0, failed = 0;
+
+	for (int s = 0; s < ST_NSTORES; s++) {
+		ran |= ctx->ran[s];
+		failed |= ctx->failed[s];
+	}
+	if (!ran)
+		zsb_error("no store ran (each one asked for was skipped or failed: see above)");
+	return ran && !failed ? 0 : -EIO;
 }
 
 static unsigned count_steps(const struct zsb_options *opt)
@@ -76,7 +102,7 @@ static void run_all(struct zsb_ctx *ctx)
 		for (int s = 0; s < ST_NSTORES; s++) {
 			char label[64];
 
-			if (!(opt->stores & (1u << s)) || ctx->skipped[s])
+			if (!zsb_store_wanted(ctx, (enum zsb_store)s))
 				continue;
 			if (opt->repeat > 1)
 				snprintf(label, sizeof(label), "%s (run %u/%u)", zsb_store_name(s),
@@ -162,12 +188,9 @@ int zsb_bench(struct zsb_ctx *ctx)
 	ctx->bar.nsteps = count_steps(opt);
 	zsb_print_corpus(ctx);
 	run_all(ctx);
-	for (int s = 0; s < ST_NSTORES; s++) {
-		if (!ctx->ran[s])
-			continue;
-		zsb_median_result(ctx->results[s], opt->repeat, &ctx->median[s]);
-		bad |= ctx->median[s].ok && !ctx->median[s].verified;
-	}
+	for (int s = 0; s < ST_NSTORES; s++)
+		if (ctx->ran[s])
+			zsb_median_result(ctx->results[s], opt->repeat, &ctx->median[s]);
 	zsb_print_table(ctx);
 	zsb_summarize(ctx);
 	printf("\n%s\n", ctx->summary);
@@ -178,6 +201,5 @@ int zsb_bench(struct zsb_ctx *ctx)
 		plot(ctx); /* a missing gnuplot is one line, not a failed run */
 	for (int s = 0; s < ST_NSTORES; s++)
 		free(ctx->results[s]);
-	bad |= (opt->stores & 1u << ST_ZSRAM) && !(ctx->ran[ST_ZSRAM] && ctx->median[ST_ZSRAM].ok);
-	return bad ? -EIO : 0;
+	return zsb_stores_verdict(ctx) || bad ? -EIO : 0;
 }

@@ -60,7 +60,7 @@ static void run_rounds(struct zsb_ctx *ctx, struct scaling *sc)
 			for (int s = 0; s < ST_NSTORES; s++) {
 				char label[80];
 
-				if (!(opt->stores & (1u << s)) || ctx->skipped[s])
+				if (!zsb_store_wanted(ctx, (enum zsb_store)s))
 					continue;
 				snprintf(label, sizeof(label), "%s, %u thread%s (run %u/%u)",
 					 zsb_store_name(s), threads[i], threads[i] == 1 ? "" : "s",
@@ -221,14 +221,11 @@ int zsb_scaling(struct zsb_ctx *ctx)
 	opt->threads = sc.n; /* what the corpus line says */
 	zsb_print_corpus(ctx);
 	run_rounds(ctx, &sc);
-	for (int s = 0; s < ST_NSTORES; s++) {
-		if (!ctx->ran[s])
-			continue;
-		for (int i = 0; i < 2; i++) {
+	for (int s = 0; s < ST_NSTORES; s++)
+		for (int i = 0; ctx->ran[s] && i < 2; i++)
 			zsb_median_result(sc.runs[i][s], opt->repeat, &sc.med[i][s]);
-			bad |= !sc.med[i][s].ok || !sc.med[i][s].verified;
-		}
-	}
+	/* a store that failed in any run fails the whole */
+	bad = zsb_stores_verdict(ctx) != 0;
 	print_table(ctx, &sc); /* run_rounds left opt->threads at sc.n */
 	if (opt->json_path && write_json(ctx, &sc))
 		bad = 1;

@@ -79,6 +79,7 @@ static int kzram_child(void *cp, struct bench_result *res)
 				    .seed = opt->seed,
 				    .progress = ctx->bar.shared};
 
+	bench_test_kill(zsb_store_key(ST_KZRAM));
 	return bench_store_run(&bench_kzram_ops, (void *)opt->algorithm, &ctx->pages, &cfg, res);
 }
 
@@ -91,7 +92,10 @@ int zsb_run_kzram(struct zsb_ctx *ctx, struct bench_result *res)
 		snprintf(res->error, sizeof(res->error), "skipped: %s", why);
 		return -ENODEV;
 	}
-	return bench_child_run(kzram_child, ctx, res, zsb_bar_wait, &ctx->bar);
+	int err = bench_child_run(kzram_child, ctx, res, zsb_bar_wait, &ctx->bar);
+
+	bench_kzram_cleanup_all(); /* the device of a child that died (crash, SIGKILL) */
+	return err;
 }
 
 /*
@@ -347,6 +351,7 @@ static int raw_child(void *cp, struct bench_result *res)
 	uint8_t *freed = raw_freed_map(ctx);
 	int err;
 
+	bench_test_kill(zsb_store_key(ST_RAW));
 	memset(res, 0, sizeof(*res));
 	snprintf(res->name, sizeof(res->name), "raw %s", ctx->opt->algorithm);
 	res->rss_peak = -1;

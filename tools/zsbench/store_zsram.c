@@ -159,6 +159,40 @@ struct zs_pool *zsb_zsram_pool(void *store)
 }
 #endif /* HAVE_ZSRAM */
 
+const char *zsb_algorithms(void)
+{
+	static char names[128];
+
+	if (!names[0]) {
+#ifdef HAVE_ZSRAM
+		const char *p = zsram_algorithms(); /* space-separated */
+#else
+		const char *p = "";
+#endif
+		int lo, hi;
+
+		snprintf(names, sizeof(names), "%s", bench_codec_names());
+		while (*p) { /* zsram's that benchlib lacks (none when built alike) */
+			size_t k = strcspn(p, " ");
+			char one[32];
+
+			snprintf(one, sizeof(one), "%.*s", (int)k, p);
+			if (bench_codec_levels(one, &lo, &hi))
+				snprintf(names + strlen(names), sizeof(names) - strlen(names),
+					 ", %s", one);
+			p += k + (p[k] == ' ');
+		}
+	}
+	return names;
+}
+
+bool zsb_algorithm_known(const char *name)
+{
+	int lo, hi;
+
+	return bench_codec_levels(name, &lo, &hi) == 0 || zsb_zsram_has_algorithm(name);
+}
+
 void *zsb_zsram_fill(const struct zsb_zs_cfg *cfg, const struct bench_pages *ps, char *err,
 		     size_t errlen)
 {
@@ -197,6 +231,7 @@ static int child(void *cp, struct bench_result *res)
 				 .deferred = 1,
 				 .compact = 1};
 
+	bench_test_kill(zsb_store_key(ST_ZSRAM));
 	return bench_store_run(zsb_zsram_store(), &arg, &ctx->pages, &cfg, res);
 }
 

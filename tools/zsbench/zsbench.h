@@ -20,6 +20,9 @@
 #include "storerun.h"
 
 #define ZSBENCH_VERSION "0.1.0"
+/* --size of the built-in corpus, and the cap on what --input and --pid read, when not given. */
+#define ZSB_DEFAULT_SIZE     (256ull << 20)
+#define ZSB_DEFAULT_READ_CAP (1ull << 30)
 /* Most --repeat rounds. */
 #define ZSB_MAX_REPEAT 1000
 
@@ -41,7 +44,9 @@ struct zsb_options {
 	char **inputs; /* --input paths */
 	size_t ninputs;
 	pid_t pid;     /* --pid; 0 = none */
-	uint64_t size; /* --size bytes; 0 = default */
+	uint64_t size; /* bytes, whole pages: the built-in corpus's, or the cap on
+			  what --input and --pid read (the default resolved) */
+	int size_set;  /* --size given */
 	const char *algorithm;
 	int level;
 	unsigned threads;
@@ -52,6 +57,7 @@ struct zsb_options {
 	unsigned repeat;
 	unsigned stores; /* bit mask of enum zsb_store */
 	int stores_set;	 /* --stores given */
+	unsigned given;	 /* the long options given, a bit each (options.c) */
 	const char *json_path;
 	const char *plot_path;
 };
@@ -70,7 +76,10 @@ struct zsb_ctx {
 	struct bench_result *results[ST_NSTORES]; /* opt->repeat each */
 	struct bench_result median[ST_NSTORES];
 	int ran[ST_NSTORES];	 /* got a result (maybe an error) */
-	int skipped[ST_NSTORES]; /* not run: reason printed */
+	int skipped[ST_NSTORES]; /* not available here (no helper, no kernel zram, an
+				    algorithm it lacks): reason printed, not a failure */
+	int failed[ST_NSTORES];	 /* died, returned an error or read back wrong at
+				    least once: reason printed, exit status 1 */
 	char summary[512];
 };
 
@@ -88,8 +97,15 @@ void zsb_bar_wait(void *bar);
 
 /* run.c */
 int zsb_bench(struct zsb_ctx *ctx);
-/* One run of store s into res; says what went wrong, marks it ran or skipped. */
+/* One run of store s into res; says what went wrong, marks it ran, skipped or failed. */
 int zsb_run_store(struct zsb_ctx *ctx, enum zsb_store s, struct bench_result *res);
+/* Whether store s is to run (again): in --stores, available, and not failed without a result. */
+bool zsb_store_wanted(const struct zsb_ctx *ctx, enum zsb_store s);
+/*
+ * The exit verdict of the stores of a main or scaling run: 0 when at least
+ * one ran and none failed; else -EIO after saying "no store ran" if none did.
+ */
+int zsb_stores_verdict(const struct zsb_ctx *ctx);
 void zsb_median_result(const struct bench_result *rs, unsigned n, struct bench_result *out);
 
 /*
@@ -119,6 +135,14 @@ void *zsb_zsram_fill(const struct zsb_zs_cfg *cfg, const struct bench_pages *ps,
 		     size_t errlen);
 /* Whether the zsram row can use that algorithm (zsram's codecs, or the bare pool's). */
 bool zsb_zsram_has_algorithm(const char *name);
+/*
+ * The algorithms some store here can use: benchlib's (malloc peers, raw,
+ * the corpus line), then any of zsram's that benchlib lacks; ", "-separated.
+ * Both come from the same libraries, so the lists agree (lzo in both with
+ * liblzo2). zsb_algorithm_known: name is among them.
+ */
+const char *zsb_algorithms(void);
+bool zsb_algorithm_known(const char *name);
 /* Its pool (zsram_pool()): statistics only, never free through it. */
 struct zs_pool *zsb_zsram_pool(void *store);
 void zsb_zsram_destroy(void *store);
