@@ -117,8 +117,10 @@ static int zp_config_key(const char *key, const char *value)
 	} else if (!strcmp(key, "bg_compact")) {
 		int b = nbdkit_parse_bool(value);
 
-		if (b == -1)
+		if (b == -1) {
+			nbdkit_error("bg_compact=%s: not a boolean", value);
 			return -1;
+		}
 		bg_compact = b;
 	} else if (!strcmp(key, "recomp_algorithm")) {
 		recomp_algorithm = value;
