@@ -31,7 +31,7 @@ def done(name):
 
 
 @contextlib.contextmanager
-def server(*args, filters=(), stats=None):
+def server(*args, filters=(), stats=None, quiet=False):
     """nbdkit serving the plugin with args on a unix socket; yields its URI.
     It runs in the foreground (-f) as our child; SIGTERM at the end makes it
     call the plugin's cleanup (stats=FILE is written then)."""
@@ -42,7 +42,7 @@ def server(*args, filters=(), stats=None):
     cmd += [PLUGIN] + list(args)
     if stats:
         cmd.append("stats=" + stats)
-    p = subprocess.Popen(cmd)
+    p = subprocess.Popen(cmd, stderr=subprocess.DEVNULL if quiet else None)
     try:
         # nbdkit writes the pid file once the socket accepts
         for _ in range(500):
