@@ -48,19 +48,19 @@
  * Configuration: written by config/config_complete on nbdkit's main thread
  * before any connection or the maintenance thread exists, read-only after.
  */
-static int64_t disk_size = -1;     /* bytes exported (size=) */
-static const char *algorithm;      /* NULL: lz4 */
-static int level;                  /* 0: the codec's default */
-static int64_t mem_limit;          /* bytes; 0: none */
-static unsigned chain_size;        /* 0: the pool's default */
-static bool bg_compact;            /* ZSRAM_BG_COMPACT */
+static int64_t disk_size = -1;	     /* bytes exported (size=) */
+static const char *algorithm;	     /* NULL: lz4 */
+static int level;		     /* 0: the codec's default */
+static int64_t mem_limit;	     /* bytes; 0: none */
+static unsigned chain_size;	     /* 0: the pool's default */
+static bool bg_compact;		     /* ZSRAM_BG_COMPACT */
 static const char *recomp_algorithm; /* NULL: no recompression */
 static int recomp_level;
-static bool recomp_set;            /* recompress= given */
-static unsigned recomp_mode;       /* ZSRAM_RECOMP_HUGE or 0 */
-static size_t recomp_threshold;    /* bytes, when recomp_mode == 0 */
+static bool recomp_set;		      /* recompress= given */
+static unsigned recomp_mode;	      /* ZSRAM_RECOMP_HUGE or 0 */
+static size_t recomp_threshold;	      /* bytes, when recomp_mode == 0 */
 static unsigned recomp_interval = 60; /* seconds */
-static char *stats_path;           /* absolute (nbdkit may chdir("/")) */
+static char *stats_path;	      /* absolute (nbdkit may chdir("/")) */
 
 /*
  * The store: created by after_fork before nbdkit accepts a connection
@@ -72,10 +72,10 @@ static struct zsram *store;
 
 /* The maintenance thread (recompression): see maint_main. */
 static pthread_t maint_thread;
-static bool maint_running;          /* main thread only */
+static bool maint_running; /* main thread only */
 static pthread_mutex_t maint_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t maint_cond = PTHREAD_COND_INITIALIZER;
-static bool maint_stop;             /* Synchronization: maint_lock */
+static bool maint_stop; /* Synchronization: maint_lock */
 
 /* nbdkit's NBDKIT_REGISTER_PLUGIN defines it; declared for -Wmissing-prototypes */
 struct nbdkit_plugin *plugin_init(void);
@@ -260,17 +260,17 @@ static int zp_config_complete(void)
 	return 0;
 }
 
-#define zp_config_help                                                                          \
-	"size=<SIZE>             (required) disk size, e.g. 4G\n"                                 \
-	"algorithm=lz4|lz4hc|zstd|lzo  compression (default lz4)\n"                              \
-	"level=<N>               the codec's level (default: its own)\n"                          \
-	"mem_limit=<SIZE>        pool memory limit; writes past it fail with ENOSPC\n"           \
-	"chain_size=<N>          pages per zspage, 1..16 (default 8)\n"                           \
-	"bg_compact=<BOOL>       compact the pool in a background thread\n"                     \
-	"recomp_algorithm=<NAME> secondary codec for recompression\n"                            \
-	"recomp_level=<N>        its level\n"                                                     \
-	"recompress=huge|<BYTES> what to recompress (default huge)\n"                            \
-	"recompress_interval=<S> seconds between recompression runs (default 60)\n"              \
+#define zp_config_help                                                                             \
+	"size=<SIZE>             (required) disk size, e.g. 4G\n"                                  \
+	"algorithm=lz4|lz4hc|zstd|lzo  compression (default lz4)\n"                                \
+	"level=<N>               the codec's level (default: its own)\n"                           \
+	"mem_limit=<SIZE>        pool memory limit; writes past it fail with ENOSPC\n"             \
+	"chain_size=<N>          pages per zspage, 1..16 (default 8)\n"                            \
+	"bg_compact=<BOOL>       compact the pool in a background thread\n"                        \
+	"recomp_algorithm=<NAME> secondary codec for recompression\n"                              \
+	"recomp_level=<N>        its level\n"                                                      \
+	"recompress=huge|<BYTES> what to recompress (default huge)\n"                              \
+	"recompress_interval=<S> seconds between recompression runs (default 60)\n"                \
 	"stats=<FILE>            write zram's mm_stat line to FILE at exit"
 
 static void zp_dump_plugin(void)
@@ -355,8 +355,9 @@ static void write_stats(void)
 		return;
 	}
 	/* zram's mm_stat line: the same nine fields, order and widths */
-	fprintf(f, "%8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
-		   " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
+	fprintf(f,
+		"%8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
+		" %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
 		st.orig_data_size, st.compr_data_size, st.mem_used_total, st.mem_limit,
 		st.mem_used_max, st.same_pages, st.pages_compacted, st.huge_pages,
 		st.huge_pages_since);
@@ -407,8 +408,8 @@ static int64_t zp_get_size(void *h)
 static int zp_block_size(void *h, uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
 {
 	(void)h;
-	*minimum = 1;        /* partial pages are read-modify-written under the slot lock */
-	*preferred = PAGE;   /* whole pages skip the read-modify-write */
+	*minimum = 1;	   /* partial pages are read-modify-written under the slot lock */
+	*preferred = PAGE; /* whole pages skip the read-modify-write */
 	*maximum = MAX_REQUEST;
 	return 0;
 }
@@ -617,7 +618,7 @@ static uint32_t extent_type(uint8_t st)
  * either way, as the NBD protocol allows.
  */
 static int zp_extents(void *h, uint32_t count, uint64_t offset, uint32_t flags,
-			 struct nbdkit_extents *extents)
+		      struct nbdkit_extents *extents)
 {
 	uint8_t st[STATES_CHUNK];
 	uint64_t page = offset / PAGE, end_page = (offset + count + PAGE - 1) / PAGE;
@@ -653,7 +654,8 @@ static int zp_extents(void *h, uint32_t count, uint64_t offset, uint32_t flags,
 		}
 		page += n;
 	}
-	if (run_type != UINT32_MAX && nbdkit_add_extent(extents, run_start, pos - run_start, run_type))
+	if (run_type != UINT32_MAX &&
+	    nbdkit_add_extent(extents, run_start, pos - run_start, run_type))
 		return -1;
 	return 0;
 }

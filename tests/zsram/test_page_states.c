@@ -116,8 +116,8 @@ static void test_kinds(void)
 
 static struct zsram *zr;
 static uint64_t *written; /* per page: 1 after a write returned; see the file comment */
-static uint64_t *disc;    /* per page: discards started */
-static int stop;          /* release/acquire: the run is over */
+static uint64_t *disc;	  /* per page: discards started */
+static int stop;	  /* release/acquire: the run is over */
 static uint64_t checked, writes, discards; /* atomic, relaxed: counts for the report */
 
 struct writer_arg {
@@ -192,7 +192,8 @@ static void *checker_main(void *p)
 			if (!w[i] || __atomic_load_n(&disc[i], __ATOMIC_ACQUIRE) != d1[i])
 				continue;
 			if (st[i] == ZSRAM_PAGE_EMPTY) {
-				fprintf(stderr, "page %u: written, not discarded, reported empty\n", i);
+				fprintf(stderr, "page %u: written, not discarded, reported empty\n",
+					i);
 				CHECK(st[i] != ZSRAM_PAGE_EMPTY);
 			}
 			CHECK(st[i] == ZSRAM_PAGE_ZERO || st[i] == ZSRAM_PAGE_DATA);
