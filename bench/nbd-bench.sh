@@ -13,8 +13,10 @@
 #   trim       whole-disk trim, then RSS (after 0.3 s for queued frees)
 #   qemu in    qemu-img convert data -> disk, MiB/s
 #   qemu out   qemu-img convert disk -> file in /dev/shm, MiB/s
-#   fio        4k randwrite, iodepth 16, half-compressible buffers, on a fresh
-#              server: IOPS, and RSS after; then 4k randread, IOPS
+#   fio        4k randwrite, iodepth 16, half-compressible buffers (fio's
+#              buffer_compress_percentage=50), on a fresh server, half the
+#              disk's blocks once each: IOPS, and RSS after; then 4k
+#              randread for --fio-seconds: IOPS
 # Prints the medians and their ratios to memory allocator=zstd. Builds the
 # plugin in build-rel (release, as scripts/run.sh) when it is missing.
 set -euo pipefail
@@ -103,9 +105,14 @@ print("%.3f" % statistics.median(ts))
 '
 }
 
-fio_iops() { # fio_iops randwrite|randread
+# fio_iops randwrite|randread: randwrite writes the same amount everywhere (half
+# the disk, each 4k block at most once), so that the RSS after it compares
+# like with like; randread runs --fio-seconds.
+fio_iops() {
+	local amount=(--io_size=$((size / 2)))
+	[ "$1" = randread ] && amount=(--time_based --runtime="$fio_seconds")
 	fio --name=nbd --ioengine=nbd --uri="$uri" --rw="$1" --bs=4k --iodepth=16 \
-		--size=$size --time_based --runtime="$fio_seconds" --buffer_compress_percentage=50 \
+		--size=$size "${amount[@]}" --buffer_compress_percentage=50 \
 		--refill_buffers --randrepeat=0 --output-format=json 2>/dev/null |
 		python3 -c 'import json, sys
 s = sys.stdin.read()  # the nbd engine prints a line before the JSON

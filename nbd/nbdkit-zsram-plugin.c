@@ -107,7 +107,10 @@ static int zp_config_key(const char *key, const char *value)
 			return -1;
 		}
 	} else if (!strcmp(key, "algorithm")) {
-		algorithm = value;
+		/* interned: lives until unload, whatever nbdkit does with value */
+		algorithm = nbdkit_strdup_intern(value);
+		if (!algorithm)
+			return -1;
 	} else if (!strcmp(key, "level")) {
 		return nbdkit_parse_int("level", value, &level);
 	} else if (!strcmp(key, "mem_limit")) {
@@ -123,7 +126,9 @@ static int zp_config_key(const char *key, const char *value)
 		}
 		bg_compact = b;
 	} else if (!strcmp(key, "recomp_algorithm")) {
-		recomp_algorithm = value;
+		recomp_algorithm = nbdkit_strdup_intern(value);
+		if (!recomp_algorithm)
+			return -1;
 	} else if (!strcmp(key, "recomp_level")) {
 		return nbdkit_parse_int("recomp_level", value, &recomp_level);
 	} else if (!strcmp(key, "recompress")) {
