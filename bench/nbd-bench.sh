@@ -178,6 +178,6 @@ print("%-*s" % (w, "") + "".join("%12s" % s for s in servers))
 for m, label in metrics:
     base = med[m].get("mem-zstd")
     print("%-*s" % (w, label) + "".join(
-        "%12s" % ("%.2fx" % (med[m][s] / base) if base and s in med[m] else "-")
+        "%12s" % ("%.3gx" % (med[m][s] / base) if base and s in med[m] else "-")
         for s in servers))
 EOF
