@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Bad config values stop nbdkit at start (non-zero exit) with an error line
-# naming the key; good ones start; --dump-plugin lists the codecs.
+# naming the key; good ones start; nbdsh over TCP sees the capabilities;
+# --dump-plugin lists the codecs.
 set -uo pipefail
 fail=0
 err=$(mktemp)
@@ -52,6 +53,18 @@ good 1G
 good size=16M algorithm=zstd level=-5 mem_limit=8M chain_size=4 bg_compact=true
 good size=16M algorithm=lz4hc level=12 recomp_algorithm=zstd recomp_level=19 \
 	recompress=2000 recompress_interval=1
+
+# TCP on a loopback port, driven by nbdsh: the capabilities and a round trip
+port=$((20000 + RANDOM % 20000))
+if ! nbdkit -i 127.0.0.1 -p $port "$PLUGIN" size=1M --run 'nbdsh -u "$uri" \
+	-c "assert h.get_size() == 1 << 20" \
+	-c "assert h.can_multi_conn() and h.can_trim() and h.can_zero() and h.can_fast_zero()" \
+	-c "assert h.can_fua() and h.can_cache() and h.can_flush() and not h.is_read_only()" \
+	-c "h.pwrite(b\"tcp\" * 100, 7)" -c "assert h.pread(300, 7) == b\"tcp\" * 100"' 2>"$err"; then
+	echo "FAIL: nbdsh over TCP (port $port):"
+	cat "$err"
+	fail=1
+fi
 
 dump=$(nbdkit "$PLUGIN" --dump-plugin)
 grep -q "^zsram_algorithms=.*lz4.*zstd" <<<"$dump" || { echo "FAIL: dump-plugin: $dump"; fail=1; }
