@@ -99,6 +99,38 @@ void zsram_mm_stat(struct zsram *zr, struct zsram_mm_stat *stat);
  */
 
 /*
+ * Page states, as zsram_page_states() reports them (one byte per page).
+ *   ZSRAM_PAGE_EMPTY  never written, or discarded: reads as zeros, holds nothing
+ *   ZSRAM_PAGE_ZERO   written with zeros (a same-filled page of 0): reads as
+ *                     zeros, holds no pool memory
+ *   ZSRAM_PAGE_DATA   anything else: compressed, huge, or same-filled with a
+ *                     non-zero pattern
+ */
+#define ZSRAM_PAGE_EMPTY 0
+#define ZSRAM_PAGE_ZERO  1
+#define ZSRAM_PAGE_DATA  2
+
+/*
+ * zsram_page_states: the states of pages index .. index + npages - 1 into
+ * states[0 .. npages - 1] (for a block device's extents: holes and zeros).
+ *
+ * Context: any thread, concurrently with every call but zsram_destroy. It
+ * takes no lock for empty, compressed and huge pages (one acquire load of
+ * the slot's flags word each) and the slot lock for same-filled ones (to
+ * read the pattern); it never waits for a write's compression.
+ *
+ * Guarantee: a page whose write (zsram_write_page, or a zsram_pwrite that
+ * covered it and returned) happened before this call began, and that was not
+ * discarded since, is never reported EMPTY, even while other writes of it
+ * are in flight. A page whose state changes during the call may be reported
+ * in either its old or its new state.
+ *
+ * Returns 0, -EINVAL (NULL zr, or NULL states with npages > 0), -ERANGE
+ * (index at or past the end, or the range runs past it).
+ */
+int zsram_page_states(struct zsram *zr, uint64_t index, uint64_t npages, uint8_t *states);
+
+/*
  * The store's pool, for statistics (zs_pool_stats, zs_pool_stats_dump,
  * zs_class_stats, zs_get_total_pages) and inspection; NULL for a NULL
  * store. It lives as long as the store. Its handles belong to the store:

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # The README's test command: installs missing Debian packages, builds, and
 # runs the quick suite, the short stress and race tests (plain, under
-# ThreadSanitizer and under AddressSanitizer+UBSan), the Spin models and a
-# short fuzz run. Ends with one line: "N passed, N failed".
+# ThreadSanitizer and under AddressSanitizer+UBSan), the Spin models, the
+# nbdkit plugin's suite (nbd, plain build only) and a short fuzz run. Ends
+# with one line: "N passed, N failed".
 #
 #   bash scripts/test.sh            everything above (a few minutes)
 #   bash scripts/test.sh quick      the plain build's quick suite only
@@ -67,6 +68,8 @@ if setup build -Ddebug_level=2; then
 		run "quick" build --suite quick
 	else
 		run "quick, stress, models" build --suite quick --suite stress --suite models
+		# the nbdkit plugin with real clients (skipped without nbdkit)
+		run "nbd" build --suite nbd
 	fi
 else
 	build_fail build
@@ -74,7 +77,7 @@ fi
 
 if [ "$mode" != quick ]; then
 	export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp"
-	if setup build-tsan -Db_sanitize=thread -Dbuildtype=debug -Ddebug_level=2 -Drace_hooks=true; then
+	if setup build-tsan -Db_sanitize=thread -Dbuildtype=debug -Ddebug_level=2 -Drace_hooks=true -Dnbd=disabled; then
 		run "ThreadSanitizer: stress and races" build-tsan --suite stress --suite races
 	else
 		build_fail build-tsan
@@ -84,7 +87,7 @@ if [ "$mode" != quick ]; then
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 	export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 	if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
-		-Ddebug_level=3 -Drace_hooks=true; then
+		-Ddebug_level=3 -Drace_hooks=true -Dnbd=disabled; then
 		run "AddressSanitizer+UBSan: quick, stress and races" build-asan \
 			--suite quick --suite stress --suite races
 	else

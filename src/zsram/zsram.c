@@ -622,6 +622,53 @@ ZSRAM_EXPORT int zsram_discard(struct zsram *zr, uint64_t index, uint64_t npages
 	return 0;
 }
 
+/*
+ * Why the lock-free path never reports a hole over data. A slot's flags word
+ * changes in two ways only: slot_lock()'s CAS, which adds LOCK and keeps
+ * every other bit (the contents before the operation), and slot_unlock()'s
+ * release store, which writes the contents after it. So a slot that holds
+ * data before and after an operation (an overwrite, a partial write, a
+ * failed write, a recompression) shows data bits throughout, and only a
+ * discard's unlock (or the first write's, from empty) changes emptiness.
+ * When a write's unlock happens before this call (the caller learnt that
+ * the write returned), read coherence makes the load below return that
+ * store or a later one in the word's modification order: a lock of the
+ * same contents, or another operation's unlock. Neither is empty unless a
+ * discard ran. The acquire pairs with slot_unlock()'s store_release, so the
+ * state read here is no older than anything the unlocking thread did
+ * before it (the caller may read the page next and expect no less).
+ */
+static uint8_t slot_state(struct zsram_slot *s)
+{
+	/* acquire: pairs with slot_unlock()'s store_release (see above) */
+	uint64_t f = load_acquire(&s->flags), val;
+
+	if (!(f & SLOT_SAME))
+		return slot_is_empty(f) ? ZSRAM_PAGE_EMPTY : ZSRAM_PAGE_DATA;
+	/* the pattern (val) may only be read under the lock; the lock may
+	 * hand us a newer state, which is as good */
+	f = slot_lock(s);
+	val = s->val;
+	slot_unlock(s, f);
+	if (slot_is_empty(f))
+		return ZSRAM_PAGE_EMPTY;
+	if (f & SLOT_SAME)
+		return val ? ZSRAM_PAGE_DATA : ZSRAM_PAGE_ZERO;
+	return ZSRAM_PAGE_DATA;
+}
+
+ZSRAM_EXPORT int zsram_page_states(struct zsram *zr, uint64_t index, uint64_t npages,
+				   uint8_t *states)
+{
+	if (!zr || (!states && npages))
+		return -EINVAL;
+	if (index >= zr->nr_pages || npages > zr->nr_pages - index)
+		return -ERANGE;
+	for (uint64_t i = 0; i < npages; i++)
+		states[i] = slot_state(&zr->slots[index + i]);
+	return 0;
+}
+
 /* The byte range [offset, offset + count) must lie inside the disk. */
 static int range_check(struct zsram *zr, const void *buf, size_t count, uint64_t offset)
 {
