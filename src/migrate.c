@@ -113,12 +113,13 @@ out:
 
 ZS_EXPORT unsigned long zs_defrag(struct zs_pool *pool)
 {
-	struct arena *a = &pool->arena;
 	size_t victims[DEFRAG_MAX_VICTIMS], nr;
 	unsigned long moved = 0;
+	struct arena *a;
 
 	if (!pool)
 		return 0;
+	a = &pool->arena;
 	/* one at a time; a fork() waits on this lock too, and asks a running
 	 * one to stop early (fork_pending) */
 	pthread_mutex_lock(&pool->defrag_lock);

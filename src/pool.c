@@ -640,7 +640,8 @@ ZS_EXPORT int zs_obj_write(struct zs_pool *pool, unsigned long handle, const voi
 	if (err)
 		return err;
 	first = v.first < mem_len ? v.first : mem_len;
-	memcpy(v.p, src, first);
+	if (first) /* src may be NULL when there is nothing to copy */
+		memcpy(v.p, src, first);
 	if (mem_len > first)
 		memcpy(arena_page(&pool->arena, v.z->pfn[v.page + 1]), (const char *)src + first,
 		       mem_len - first);

@@ -186,8 +186,10 @@ int main(int argc, char **argv)
 	struct bench_progress *prog;
 	int r = zsb_parse_options(argc, argv, &opt);
 
-	if (r)
+	if (r) {
+		free(opt.inputs); /* parsed before the error, or NULL */
 		return r > 0 ? 0 : (fputs("Try 'zsbench --help'.\n", stderr), 2);
+	}
 	install_signals();
 	prog = bench_progress_create(&ctx.progress_fd);
 	bench_bar_init(&ctx.bar, prog, 1);
