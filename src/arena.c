@@ -460,9 +460,6 @@ static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 		discard_pages(a, pfns, n);
 
 	pthread_mutex_lock(&a->lock);
-	a->transit -= n;
-	if (!a->transit)
-		pthread_cond_broadcast(&a->idle);
 	for (unsigned i = 0; i < n; i++) {
 		size_t c = pfn_chunk(pfns[i]);
 		struct arena_chunk *ch = &a->chunks[c];
@@ -478,24 +475,34 @@ static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 			release[nr_release++] = c;
 		}
 	}
-	pthread_mutex_unlock(&a->lock);
+	if (nr_release) {
+		int err[ARENA_CACHE_RING];
 
-	for (unsigned i = 0; i < nr_release; i++) {
-		size_t c = release[i];
-		int err = vm_decommit(a->base + c * CHUNK_BYTES, CHUNK_BYTES);
-
-		pthread_mutex_lock(&a->lock);
-		if (err) {
-			a->chunks[c].state = CHUNK_MAPPED; /* keep it; its pages are free */
-		} else {
-			a->chunks[c].state = CHUNK_UNMAPPED;
-			store_relaxed(&a->chunks_mapped, a->chunks_mapped - 1);
-			store_relaxed(&a->chunks_released, a->chunks_released + 1);
-		}
-		if (c < a->hint)
-			a->hint = c;
 		pthread_mutex_unlock(&a->lock);
+		for (unsigned i = 0; i < nr_release; i++)
+			err[i] = vm_decommit(a->base + release[i] * CHUNK_BYTES, CHUNK_BYTES);
+		pthread_mutex_lock(&a->lock);
+		for (unsigned i = 0; i < nr_release; i++) {
+			size_t c = release[i];
+
+			if (err[i]) {
+				a->chunks[c].state = CHUNK_MAPPED; /* keep it; its pages are free */
+			} else {
+				a->chunks[c].state = CHUNK_UNMAPPED;
+				store_relaxed(&a->chunks_mapped, a->chunks_mapped - 1);
+				store_relaxed(&a->chunks_released, a->chunks_released + 1);
+			}
+			if (c < a->hint)
+				a->hint = c;
+		}
 	}
+	/* in transit until the chunks they emptied are unmapped too: arena_trim
+	 * (RSS reflects it on return) and the fork handler (no chunk left BUSY
+	 * in a child) wait for transit == 0 */
+	a->transit -= n;
+	if (!a->transit)
+		pthread_cond_broadcast(&a->idle);
+	pthread_mutex_unlock(&a->lock);
 }
 
 /*

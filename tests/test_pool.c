@@ -434,6 +434,36 @@ static void test_deferred_bounds(void **state)
 	}
 }
 
+/*
+ * zs_pool_trim promises that RSS reflects the trim when it returns: every
+ * chunk left empty is unmapped by then, also one that the arena's worker
+ * is unmapping at that moment (its pages used to leave "transit" before
+ * the chunk was unmapped, so trim could return first).
+ */
+static void test_trim_unmaps_chunks(void **state)
+{
+	enum { ROUNDS = 60, OBJS = 3000 };
+	static unsigned long h[OBJS];
+	int late = 0;
+
+	(void)state;
+	for (int r = 0; r < ROUNDS; r++) {
+		struct zs_pool *pool = zs_create_pool("trim-chunks");
+		struct zs_pool_stats st;
+
+		for (int i = 0; i < OBJS; i++)
+			assert_true((h[i] = zs_malloc(pool, 2000 + (size_t)i % 1000)) != 0);
+		for (int i = 0; i < OBJS; i++)
+			zs_free(pool, h[i]); /* evictions go to the worker */
+		zs_pool_trim(pool);
+		zs_pool_stats(pool, &st);
+		late += st.chunks_committed != 0;
+		assert_int_equal(st.pages_resident, 0);
+		zs_destroy_pool(pool);
+	}
+	assert_int_equal(late, 0);
+}
+
 static void test_stats_dump(void **state)
 {
 	struct zs_pool *pool = zs_create_pool("dump \"quoted\"");
@@ -679,6 +709,7 @@ int main(void)
 		cmocka_unit_test(test_fullness),      cmocka_unit_test(test_max_pages),
 		cmocka_unit_test(test_arguments),     cmocka_unit_test(test_stats_dump),
 		cmocka_unit_test(test_null_arguments), cmocka_unit_test(test_deferred_bounds),
+		cmocka_unit_test(test_trim_unmaps_chunks),
 		cmocka_unit_test(test_rss_returns),   cmocka_unit_test(test_prefault_refills),
 		cmocka_unit_test(test_thp_policy),    cmocka_unit_test(test_cache_scales),
 	};
