@@ -19,12 +19,36 @@ import sys
 
 RETURN_ERRORS = 0x10
 NO_SPARE = 0x20
-LIMIT = 0x40
+TIGHT = 0x40
+NO_SPARES = 0xFFFFFFFF  # ZS_DEFERRED_NO_SPARES
 
 
-def cfg(chain=8, flags=0, limit=0, dbuf=0, spares=0):
-    """Pool configuration bytes: chain size, flags, page limit, deferred."""
-    return bytes([(chain - 1) | flags, limit, dbuf | (spares << 3)])
+def config(b):
+    """The pool configuration byte b selects (config_decode in fuzz_pool.c)."""
+    limits = [16, 20, 24, 28, 32, 40, 48, 64, 80, 96, 128, 192, 256, 384, 512, 1036]
+    c, v = b & 15, (b >> 4) & 3
+    out = {"chain": c + 1, "flags": b & 0x30, "max_pages": 0, "dbuf": 0, "spares": 0}
+    if b & TIGHT:
+        out["max_pages"] = limits[(c * 7 + v * 5) % 16]
+        out["dbuf"] = (c + v) % 8
+        out["spares"] = [0, NO_SPARES, 1, 2][(c // 2 + v) % 4]
+    return out
+
+
+def cfg(chain=8, flags=0):
+    """The configuration byte of a pool without limit (default deferred)."""
+    return bytes([(chain - 1) | flags])
+
+
+def tight(flags=0, **want):
+    """The first 'tight' configuration byte with these flags and settings
+    (max_pages, dbuf, spares, chain)."""
+    for c in range(16):
+        b = c | flags | TIGHT
+        d = config(b)
+        if all(d[k] == v for k, v in want.items()):
+            return bytes([b])
+    raise ValueError(f"no configuration with flags {flags:#x} and {want}")
 
 
 def u16(v):
@@ -73,7 +97,7 @@ SEEDS = {
     "malloc-write": cfg(chain=4) + malloc_write(0) + malloc_write(4097)
     + malloc_write(1) + malloc_write(1500) + malloc_write(1500) + malloc_write(4096)
     + read(2, 1500) + write(3, 700) + op(OP_COMPACT) + op(OP_DEFRAG) + read(1, 1500),
-    "malloc-write-limit": cfg(flags=LIMIT, limit=0)
+    "malloc-write-limit": tight(max_pages=16)
     + b"".join(malloc_write(3000) for _ in range(40)) + op(OP_STATS, 0),
     "write-read": cfg() + malloc(100) + write(0, 100) + read(0, 100) + write(0, 50)
     + read(0, 100),
@@ -86,11 +110,11 @@ SEEDS = {
     + op(OP_STATS, 0),
     "free-deferred": cfg() + burst(10, 64) + op(OP_FREE_DEFERRED, 1)
     + op(OP_FREE_DEFERRED, 2) + op(OP_FLUSH),
-    "deferred-tiny-buffers": cfg(dbuf=1, spares=2) + burst(12, 48)
+    "deferred-tiny-buffers": tight(flags=RETURN_ERRORS, dbuf=1) + burst(12, 48)
     + op(OP_FREE_MANY, 0, 0xff) + op(OP_FLUSH) + op(OP_FLUSH_TRIM_CHECK),
-    "deferred-no-spares": cfg(dbuf=2, spares=1) + burst(12, 300)
+    "deferred-no-spares": tight(dbuf=2, spares=NO_SPARES) + burst(12, 300)
     + op(OP_FREE_MANY, 1, 0xff) + op(OP_STATS, 0) + op(OP_FLUSH),
-    "deferred-one-spare": cfg(dbuf=3, spares=2) + burst(30, 90)
+    "deferred-one-spare": tight(dbuf=4, spares=1) + burst(30, 90)
     + op(OP_FREE_MANY, 0, 0xaa) + op(OP_FREE_MANY, 0, 0x55) + op(OP_FLUSH_TRIM_CHECK),
     "compact": cfg() + burst(32, 200) + burst(32, 200) + op(OP_FREE_MANY, 1, 0)
     + op(OP_COMPACT) + op(OP_FLUSH_TRIM_CHECK),
@@ -111,12 +135,14 @@ SEEDS = {
     + op(OP_FLUSH_TRIM_CHECK),
     "no-spare": cfg(flags=NO_SPARE) + burst(6, 128) + op(OP_FREE_MANY, 0, 0)
     + op(OP_FLUSH_TRIM_CHECK),
-    "page-limit": cfg(flags=LIMIT, limit=0) + burst(32, 4096) + burst(32, 4096)
+    "page-limit": tight(max_pages=16) + burst(32, 4096) + burst(32, 4096)
     + op(OP_STATS, 0) + op(OP_COMPACT),
-    "page-limit-mixed": cfg(chain=2, flags=LIMIT, limit=3) + burst(32, 2000)
+    "page-limit-mixed": tight(max_pages=28) + burst(32, 2000)
     + burst(32, 3000) + op(OP_FREE_MANY, 0, 0x0f) + burst(32, 3000),
-    "stats-dump": cfg() + burst(5, 77) + op(OP_STATS, 1) + op(OP_STATS, 100)
+    "stats-dump": cfg() + burst(5, 77) + op(OP_STATS, 0) + op(OP_STATS, 1) + op(OP_STATS, 100)
     + op(OP_STATS, 255),
+    "tight-limits": tight(max_pages=64, flags=NO_SPARE) + burst(32, 3000) + burst(32, 3000)
+    + op(OP_FREE_MANY, 0, 0xff) + burst(32, 3000) + op(OP_FLUSH) + op(OP_STATS, 0),
     "read-hold": cfg() + burst(24, 300) + op(OP_FREE_MANY, 1, 0)
     + op(OP_READ_HOLD, 2, 0) + op(OP_READ_HOLD, 3, 1) + op(OP_READ_HOLD, 0, 2)
     + op(OP_READ_HOLD, 1, 3),
@@ -141,7 +167,7 @@ SEEDS = {
     "bad-zero": cfg(flags=RETURN_ERRORS) + op(OP_BAD_READ, 4) + u16(1)
     + op(OP_BAD_WRITE, 4) + u16(1) + op(OP_BAD_READ_END, 4),
     "bad-ignored-default": cfg() + burst(2, 60) + op(OP_FREE, 0) + op(OP_BAD_FREE, 0, 0),
-    "mixed": cfg(chain=6, flags=RETURN_ERRORS, dbuf=2, spares=3)
+    "mixed": tight(flags=RETURN_ERRORS, dbuf=5, spares=2)
     + burst(16, 333) + burst(16, 1200) + op(OP_FREE_MANY, 1, 0x33)
     + write(3, 200) + op(OP_COMPACT) + op(OP_BAD_FREE, 0, 0) + op(OP_DEFRAG)
     + op(OP_READ_HOLD, 5, 0) + op(OP_FLUSH_TRIM_CHECK),
