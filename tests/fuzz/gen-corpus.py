@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Writes the seed corpus of fuzz_pool (tests/fuzz/corpus/): small inputs
-that each exercise a few operations, so the fuzzer starts from every one.
+"""Writes the seed corpora of the fuzzers: small inputs that each exercise
+a few operations, so the fuzzer starts from every one.
 
     python3 tests/fuzz/gen-corpus.py [OUT_DIR]
 
-The opcodes and argument layouts mirror enum op in fuzz_pool.c.
+writes OUT_DIR/corpus-pool (fuzz_pool.c), corpus-zsram (fuzz_zsram.c) and
+corpus-config (fuzz_config.c); OUT_DIR defaults to this directory. The
+opcodes and argument layouts mirror enum op in each fuzzer.
 """
 import os
 import struct
@@ -176,15 +178,112 @@ SEEDS = {
 }
 
 
-def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "corpus")
+# ---------------------------------------------------------------------
+# fuzz_zsram.c
+
+(Z_WRITE_PAGE, Z_READ_PAGE, Z_PWRITE, Z_PREAD, Z_DISCARD, Z_COMPACT, Z_FLUSH,
+ Z_SET_RECOMP, Z_RECOMPRESS, Z_MM_STAT, Z_POOL, Z_BAD_ARGS, Z_WRITE_RUN) = range(13)
+
+# page kinds (gen_page): zeros, same word, random, text, half random,
+# nearly same, random prefix, 16-byte pattern
+K_ZERO, K_SAME, K_RANDOM, K_TEXT, K_HALF, K_NEARLY, K_PREFIX, K_PATTERN = range(8)
+
+Z_LEVEL2, Z_SYNC, Z_LIMIT, Z_CHAIN4 = 4, 8, 16, 32
+
+
+def zcfg(alg=0, flags=0):
+    """Store configuration byte: algorithm index (in zsram_algorithms()
+    order: lz4, lz4hc, zstd, lzo when built) and flags."""
+    return bytes([alg | flags])
+
+
+def wpage(i, kind, seed=0):
+    return bytes([Z_WRITE_PAGE, i, kind, seed])
+
+
+def rpage(i):
+    return bytes([Z_READ_PAGE, i])
+
+
+def pwrite(page, off, length, kind, seed=0):
+    return bytes([Z_PWRITE, page]) + u16(off) + u16(length) + bytes([kind, seed])
+
+
+def pread(page, off, length):
+    return bytes([Z_PREAD, page]) + u16(off) + u16(length)
+
+
+def zop(code, *args):
+    return bytes([code, *args])
+
+
+def recompress(mode, threshold):
+    return bytes([Z_RECOMPRESS, mode]) + u16(threshold)
+
+
+ALL_KINDS = b"".join(wpage(k, k, 7) for k in range(8))
+
+ZSRAM_SEEDS = {
+    "kinds": zcfg() + ALL_KINDS + zop(Z_MM_STAT) + zop(Z_FLUSH),
+    "kinds-sync": zcfg(0, Z_SYNC) + ALL_KINDS + wpage(2, K_ZERO) + zop(Z_MM_STAT),
+    "kinds-lz4hc": zcfg(1, Z_LEVEL2) + ALL_KINDS + zop(Z_COMPACT),
+    "kinds-zstd": zcfg(2) + ALL_KINDS + zop(Z_COMPACT) + zop(Z_MM_STAT),
+    "kinds-alg3": zcfg(3, Z_LEVEL2) + ALL_KINDS + zop(Z_MM_STAT),
+    "pwrite-unaligned": zcfg() + pwrite(0, 100, 5000, K_TEXT, 1) + pread(0, 50, 6000)
+    + pwrite(3, 4000, 200, K_RANDOM, 2) + pwrite(5, 0, 4096, K_ZERO)
+    + pwrite(6, 1, 12288, K_HALF, 3) + pread(2, 4095, 2) + zop(Z_MM_STAT),
+    "pwrite-same": zcfg(0, Z_SYNC) + wpage(1, K_SAME, 5) + pwrite(1, 8, 8, K_SAME, 5)
+    + pwrite(1, 3, 1, K_ZERO) + zop(Z_MM_STAT),
+    "pwrite-end": zcfg(0, Z_LEVEL2) + pwrite(23, 4000, 200, K_TEXT)
+    + pwrite(24, 0, 1, K_TEXT) + pread(23, 4095, 2) + pread(24, 0, 0),
+    "discard": zcfg() + b"".join(wpage(i, K_TEXT, i) for i in range(6))
+    + zop(Z_DISCARD, 1, 3) + zop(Z_DISCARD, 15, 2) + zop(Z_DISCARD, 16, 0)
+    + zop(Z_DISCARD, 0, 17) + zop(Z_FLUSH) + zop(Z_MM_STAT),
+    "enospc": zcfg(0, Z_LIMIT) + bytes([Z_WRITE_RUN, 0, 7, K_TEXT, 1])
+    + bytes([Z_WRITE_RUN, 7, 7, K_RANDOM, 1]) + wpage(3, K_ZERO)
+    + pwrite(2, 10, 9000, K_TEXT, 9) + zop(Z_MM_STAT),
+    "enospc-chain4": zcfg(2, Z_LIMIT | Z_CHAIN4) + bytes([Z_WRITE_RUN, 0, 7, K_HALF, 2])
+    + bytes([Z_WRITE_RUN, 8, 7, K_PREFIX, 200]) + zop(Z_DISCARD, 0, 4)
+    + bytes([Z_WRITE_RUN, 0, 7, K_HALF, 3]) + zop(Z_COMPACT),
+    "enospc-sync": zcfg(1, Z_LIMIT | Z_SYNC) + bytes([Z_WRITE_RUN, 0, 7, K_RANDOM, 1])
+    + bytes([Z_WRITE_RUN, 0, 7, K_TEXT, 1]) + zop(Z_MM_STAT),
+    "recompress-huge": zcfg() + wpage(0, K_PREFIX, 230) + wpage(1, K_RANDOM)
+    + wpage(2, K_PREFIX, 250) + zop(Z_SET_RECOMP, 2, 0) + recompress(1, 0)
+    + recompress(1, 0) + zop(Z_MM_STAT),
+    "recompress-threshold": zcfg(0, Z_LEVEL2) + ALL_KINDS + zop(Z_SET_RECOMP, 1, 1)
+    + recompress(0, 1000) + recompress(0, 0) + wpage(3, K_TEXT, 9) + recompress(0, 0)
+    + zop(Z_SET_RECOMP, 2, 0),
+    "recompress-errors": zcfg() + recompress(0, 0) + zop(Z_SET_RECOMP, 4, 0)
+    + zop(Z_SET_RECOMP, 0, 2) + zop(Z_SET_RECOMP, 2, 3) + recompress(2, 0)
+    + zop(Z_SET_RECOMP, 0, 1) + recompress(2, 0) + recompress(0, 65535),
+    "pool-ops": zcfg(0, Z_CHAIN4) + b"".join(wpage(i, K_HALF, i) for i in range(12))
+    + zop(Z_DISCARD, 0, 6) + zop(Z_POOL, 0) + zop(Z_POOL, 1) + zop(Z_POOL, 2)
+    + zop(Z_COMPACT),
+    "bad-args": zcfg() + b"".join(zop(Z_BAD_ARGS, w) + u64(o) for w, o in
+                                  [(0, 0), (1, 0), (2, 0), (3, 5000), (3, 1 << 40),
+                                   (4, 3), (5, 0)])
+    + rpage(16) + rpage(17) + wpage(16, K_TEXT),
+    "overwrite": zcfg(2, Z_LEVEL2) + wpage(4, K_RANDOM) + wpage(4, K_TEXT)
+    + wpage(4, K_ZERO) + wpage(4, K_RANDOM) + pwrite(4, 2048, 100, K_ZERO)
+    + zop(Z_FLUSH) + zop(Z_MM_STAT),
+}
+
+# ---------------------------------------------------------------------
+
+
+def write_corpus(out, seeds):
     os.makedirs(out, exist_ok=True)
-    for name, data in sorted(SEEDS.items()):
+    for name, data in sorted(seeds.items()):
         assert len(data) < 1024, name
         with open(os.path.join(out, name), "wb") as f:
             f.write(data)
-    print(f"{len(SEEDS)} seeds in {out}")
+    print(f"{len(seeds)} seeds in {out}")
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+    write_corpus(os.path.join(out, "corpus-pool"), SEEDS)
+    write_corpus(os.path.join(out, "corpus-zsram"), ZSRAM_SEEDS)
 
 
 if __name__ == "__main__":
