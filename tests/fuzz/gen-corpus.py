@@ -269,6 +269,93 @@ ZSRAM_SEEDS = {
 }
 
 # ---------------------------------------------------------------------
+# fuzz_config.c: values are a mode byte (0 default, 1 u8, 2 u16, 3 u64)
+# and the value
+
+
+def val(v):
+    if v == 0:
+        return bytes([0])
+    if v < 256:
+        return bytes([1, v])
+    if v < 65536:
+        return bytes([2]) + u16(v)
+    return bytes([3]) + u64(v)
+
+
+def pool_fields(max_pages=0, chain=0, flags=0, threshold=0, dbuf=0, spares=0):
+    return b"".join(val(v) for v in (max_pages, chain, flags, threshold, dbuf, spares))
+
+
+def pool_cfg(name_len=4, null=False, **fields):
+    return bytes([2 if null else 0]) + pool_fields(**fields) + bytes([name_len]) + u64(7)
+
+
+# algorithm selectors: lz4, lz4hc, zstd, lzo (when built), then NULL, then
+# raw bytes; with lzo: 0..3, 4 NULL, 5 raw
+def store_cfg(disk=(1, 15), alg=0, raw=b"", level=(0,), mem_limit=0, flags=0,
+              pool=None, null=False):
+    b0 = 1 | (2 if null else 0) | (4 if pool is not None else 0)
+    mode, *v = disk
+    d = bytes([mode])
+    if mode == 1:
+        d += bytes(v)
+    elif mode == 2:
+        d += u16(v[0])
+    elif mode == 3:
+        d += u64(v[0])
+    elif mode == 4:
+        d += bytes([v[0]]) + u16(v[1])
+    elif mode == 5:
+        d += bytes(v)
+    a = bytes([alg]) + (bytes([len(raw)]) + raw if raw else b"")
+    lv = bytes([level[0]])
+    if level[0] == 1:
+        lv += bytes([level[1] & 0xff])
+    elif level[0] == 2:
+        lv += struct.pack("<i", level[1])
+    elif level[0] == 3:
+        lv += bytes([level[1]])
+    out = bytes([b0]) + d + a + lv + val(mem_limit) + bytes([flags])
+    if pool is not None:
+        out += pool_fields(**pool)
+    return out + u64(11)
+
+
+CONFIG_SEEDS = {
+    "pool-default": pool_cfg(),
+    "pool-null": pool_cfg(null=True),
+    "pool-chain": pool_cfg(chain=16, flags=0x20),
+    "pool-chain-bad": pool_cfg(chain=17),
+    "pool-flag-bad": pool_cfg(flags=0x40),
+    "pool-limit-1": pool_cfg(max_pages=1, chain=1),
+    "pool-limit-huge": pool_cfg(max_pages=1 << 40),
+    "pool-deferred": pool_cfg(dbuf=1, spares=1),
+    "pool-deferred-big": pool_cfg(dbuf=4096, spares=4096),
+    "pool-bg": pool_cfg(flags=0x04 | 0x08, threshold=1),
+    "pool-long-name": pool_cfg(name_len=99, flags=0x13),
+    "store-default": store_cfg(),
+    "store-null": store_cfg(null=True),
+    "store-zstd-fast": store_cfg(alg=2, level=(2, -131072)),
+    "store-zstd-bad": store_cfg(alg=2, level=(3, 3)),
+    "store-lz4hc-max": store_cfg(alg=1, level=(3, 1)),
+    "store-lz4-accel": store_cfg(alg=0, level=(2, 65537)),
+    "store-alg-null": store_cfg(alg=4),
+    "store-alg-raw": store_cfg(alg=5, raw=b"lz5"),
+    "store-alg-raw-lz4": store_cfg(alg=5, raw=b"lz4"),
+    "store-disk-zero": store_cfg(disk=(0,)),
+    "store-disk-odd": store_cfg(disk=(4, 3, 100)),
+    "store-disk-huge": store_cfg(disk=(5, 0)),
+    "store-disk-raw": store_cfg(disk=(3, 1 << 63)),
+    "store-limit-1": store_cfg(mem_limit=1),
+    "store-limit-max": store_cfg(mem_limit=(1 << 64) - 1),
+    "store-flags": store_cfg(flags=0x0f),
+    "store-flag-bad": store_cfg(flags=0x10),
+    "store-pool": store_cfg(pool={"chain": 4, "flags": 0x20, "dbuf": 3, "spares": 2}),
+    "store-pool-bad": store_cfg(pool={"chain": 40}),
+}
+
+# ---------------------------------------------------------------------
 
 
 def write_corpus(out, seeds):
@@ -284,6 +371,7 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     write_corpus(os.path.join(out, "corpus-pool"), SEEDS)
     write_corpus(os.path.join(out, "corpus-zsram"), ZSRAM_SEEDS)
+    write_corpus(os.path.join(out, "corpus-config"), CONFIG_SEEDS)
 
 
 if __name__ == "__main__":
