@@ -5,7 +5,7 @@
 #   tests/fuzz/run-fuzz.sh FUZZER CORPUS_DIR [SECONDS] [ARTIFACT_DIR] [FLAG...]
 # Every seed runs first, then the fuzzer mutates for SECONDS (default 30).
 # Crash, leak and timeout reproducers go to ARTIFACT_DIR (default: the
-# current directory). FLAGs go to libFuzzer after the defaults below (a
+# current directory), named after the fuzzer (fuzz_pool-crash-<sha1>). FLAGs go to libFuzzer after the defaults below (a
 # later flag wins). Exit status: libFuzzer's (0 when nothing was found).
 set -euo pipefail
 
@@ -34,4 +34,4 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 # stat::number_of_executed_units and stat::average_exec_per_sec, which
 # scripts/soak.sh adds up.
 "$fuzzer" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -max_len=1024 \
-	-print_final_stats=1 -artifact_prefix="${artifacts%/}/" "$@" "$tmp"
+	-print_final_stats=1 -artifact_prefix="${artifacts%/}/$(basename "$fuzzer")-" "$@" "$tmp"
