@@ -168,6 +168,7 @@ static double ms_created, ms_destroyed; /* time in zs_create_pool_ex / zs_destro
 static int trace = -1; /* FUZZ_POOL_TRACE=1: print each operation */
 static int fresh;      /* FUZZ_POOL_FRESH=1: a new pool per input */
 static int profile;    /* FUZZ_POOL_PROFILE=1: time per operation, at exit */
+static int strict_trim; /* FUZZ_POOL_STRICT_TRIM=1: see check_empty() */
 static double op_ms[NR_OPS + 1];        /* + the end-of-input reset */
 static unsigned long op_count[NR_OPS + 1];
 
@@ -910,9 +911,10 @@ static void check_empty(void)
 	 * waits for) before it unmaps the chunks they emptied, so trim may
 	 * return while the worker is still unmapping one. Wait for that (a
 	 * chunk still mapped after a second is a leak); make this exact once
-	 * trim waits for chunk releases too.
+	 * trim waits for chunk releases too. FUZZ_POOL_STRICT_TRIM=1 does not
+	 * wait: corpus-pool/trim-chunk-release run with -runs=500 shows it.
 	 */
-	for (int i = 0; s.chunks_committed && i < 1000; i++) {
+	for (int i = 0; s.chunks_committed && !strict_trim && i < 1000; i++) {
 		struct timespec ms = { 0, 1000000 };
 
 		nanosleep(&ms, NULL);
@@ -975,6 +977,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		trace = getenv("FUZZ_POOL_TRACE") != NULL;
 		fresh = getenv("FUZZ_POOL_FRESH") != NULL;
 		profile = getenv("FUZZ_POOL_PROFILE") != NULL;
+		strict_trim = getenv("FUZZ_POOL_STRICT_TRIM") != NULL;
 		atexit(pools_destroy);
 	}
 	nr_inputs++;

@@ -173,6 +173,10 @@ SEEDS = {
     + burst(16, 333) + burst(16, 1200) + op(OP_FREE_MANY, 1, 0x33)
     + write(3, 200) + op(OP_COMPACT) + op(OP_BAD_FREE, 0, 0) + op(OP_DEFRAG)
     + op(OP_READ_HOLD, 5, 0) + op(OP_FLUSH_TRIM_CHECK),
+    # found by the fuzzer: zs_pool_trim() may return while the arena's
+    # worker still unmaps a chunk its last eviction emptied (issue 18)
+    "trim-chunk-release": cfg() + many(700, 4096) + op(OP_FREE_MANY, 0, 0x0e)
+    + malloc(12) + op(OP_FLUSH_TRIM_CHECK),
     "huge": cfg() + burst(8, 3700) + op(OP_FREE_MANY, 0, 0) + op(OP_COMPACT)
     + op(OP_DEFRAG) + op(OP_WRITE_CAP, 1),
 }
