@@ -55,9 +55,15 @@ build() {
 	nice ninja -C "$dir" "$@" >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; return 1; }
 }
 
-# test_exists DIR NAME: a test of that name is defined in DIR's build
-test_exists() {
-	meson test -C "$1" --list 2>/dev/null | grep -Eq "(^| )$2\$"
+# test_exe DIR NAME: the program the test NAME runs, relative to DIR (none
+# when the tree has no such test)
+test_exe() {
+	meson introspect --tests "$1" 2>/dev/null | python3 -c '
+import json, os, sys
+for t in json.load(sys.stdin):
+    if t["name"] == sys.argv[2]:
+        print(os.path.relpath(t["cmd"][0], sys.argv[1]))
+        break' "$(cd "$1" && pwd)" "$2"
 }
 
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
@@ -74,9 +80,10 @@ build build-tsan tests/stress tests/zsram/test_zsram_threads || exit 1
 build build-fuzz tests/fuzz/fuzz_pool tests/fuzz/fuzz_zsram tests/fuzz/fuzz_config || exit 1
 
 fork_test=0
-if test_exists build-asan fork; then
+fork_exe=$(test_exe build-asan fork)
+if [ -n "$fork_exe" ]; then
 	fork_test=1
-	build build-asan && build build-tsan || exit 1
+	build build-asan "$fork_exe" && build build-tsan "$fork_exe" || exit 1
 fi
 nbd_suite=0
 if grep -rqs --include=meson.build "'nbd'" src tests tools 2>/dev/null; then
