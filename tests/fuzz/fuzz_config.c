@@ -52,15 +52,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define KNOWN_POOL     0x3fu /* ZS_POOL_* */
 #define KNOWN_STORE    0x0fu /* ZSRAM_* */
 #define MAX_CHAIN      16
+#ifndef ZS_DEFERRED_MAX_ENTRIES
 /*
- * XXX issue 18.5: the library accepts any deferred_buffer_size and
+ * XXX issue 18.5: this library accepts any deferred_buffer_size and
  * deferred_spares and allocates spares x buffer size entries at the first
  * deferred free (1e9 spares asks for terabytes). Until it bounds them
  * (EINVAL), the fuzzer keeps both at or below this, ZS_DEFERRED_NO_SPARES
- * aside; remove the clamp (and DEFERRED_CLAMP) once the library refuses
- * larger values, and expect EINVAL for them instead.
+ * aside. A zsmalloc.h with ZS_DEFERRED_MAX_* (the bounds) turns the clamp
+ * off and values past the bounds into bad configurations; remove this
+ * branch once every tree has them.
  */
 #define DEFERRED_CLAMP 4096u
+#endif
 
 struct input {
 	const uint8_t *p;
@@ -124,12 +127,37 @@ static void fill(unsigned char *p, size_t n, uint64_t seed)
 	}
 }
 
+#ifdef DEFERRED_CLAMP
 static unsigned clamp_deferred(uint64_t v)
 {
 	if ((uint32_t)v == ZS_DEFERRED_NO_SPARES)
 		return ZS_DEFERRED_NO_SPARES;
 	return (unsigned)(v % (DEFERRED_CLAMP + 1));
 }
+
+static bool deferred_bad(const struct zs_pool_config *pc)
+{
+	(void)pc;
+	return false;
+}
+#else
+/* any value: the library refuses those past its bounds */
+static unsigned clamp_deferred(uint64_t v)
+{
+	return (unsigned)v;
+}
+
+/* include/zsmalloc.h: per buffer, spares, and the spares' handles together
+ * (0 = the defaults: 1024 per buffer, spares not counted) */
+static bool deferred_bad(const struct zs_pool_config *pc)
+{
+	uint64_t size = pc->deferred_buffer_size ? pc->deferred_buffer_size : 1024;
+	uint64_t spares = pc->deferred_spares == ZS_DEFERRED_NO_SPARES ? 0 : pc->deferred_spares;
+
+	return size > ZS_DEFERRED_MAX_BUFFER || spares > ZS_DEFERRED_MAX_SPARES ||
+	       size * spares > ZS_DEFERRED_MAX_ENTRIES;
+}
+#endif
 
 static void pool_config_from(struct input *in, struct zs_pool_config *pc)
 {
@@ -148,7 +176,7 @@ static void pool_config_from(struct input *in, struct zs_pool_config *pc)
 
 static bool pool_config_bad(const struct zs_pool_config *pc)
 {
-	return pc->chain_size > MAX_CHAIN || (pc->flags & ~KNOWN_POOL);
+	return pc->chain_size > MAX_CHAIN || (pc->flags & ~KNOWN_POOL) || deferred_bad(pc);
 }
 
 /* What a pool reserves or preallocates grows with these. */
