@@ -95,7 +95,7 @@ if [ "$mode" != quick ]; then
 	fi
 
 	if [ -x scripts/fuzz.sh ] || [ -f scripts/fuzz.sh ]; then
-		echo "== fuzz (30 s)"
+		echo "== fuzz (30 s over fuzz_pool, fuzz_zsram, fuzz_config)"
 		if bash scripts/fuzz.sh 30; then
 			passed=$((passed + 1))
 		else
