@@ -540,6 +540,19 @@ static void obj_unlock(struct zs_pool *pool, uint64_t obj)
 	zspage_read_unlock(pdesc_zspage(&pool->arena, obj_pfn(obj)));
 }
 
+/*
+ * Whether the object at start (in zspage z of class) carries exactly this
+ * handle: the whole generation, of which the slot word holds 16 bits. Call
+ * with z read-locked (or under the class lock).
+ */
+static inline bool obj_carries(const struct size_class *class, struct zspage *z,
+			       const char *start, unsigned long handle)
+{
+	if (class->huge)
+		return load_relaxed(&z->huge_handle) == handle;
+	return obj_header_load(start) == (handle | OBJ_TAG_ALLOCATED);
+}
+
 /* A read-locked object of a live handle, and where its payload is. */
 struct obj_view {
 	struct zspage *z;
@@ -572,8 +585,7 @@ obj_open(struct zs_pool *pool, unsigned long handle, size_t mem_len, const char 
 	class = pool->size_class[obj_class(v->obj)];
 	obj_location(class, obj_idx(v->obj), &v->page, &off);
 	start = (char *)arena_page(&pool->arena, obj_pfn(v->obj)) + off;
-	if (class->huge ? load_relaxed(&v->z->huge_handle) != handle
-			: obj_header_load(start) != (handle | OBJ_TAG_ALLOCATED)) {
+	if (!obj_carries(class, v->z, start, handle)) {
 		obj_unlock(pool, v->obj);
 		pool_report_invalid(pool, op, handle);
 		return -EBADF;
@@ -611,6 +623,28 @@ ZS_EXPORT void *zs_obj_read_begin(struct zs_pool *pool, unsigned long handle, si
 	return local_copy;
 }
 
+/*
+ * zs_obj_read_end's check: obj (found locklessly) is where this very
+ * handle lives. For a caller that holds the read lock -- the contract --
+ * nothing here can change; for one that does not, the RCU read lock keeps
+ * the zspage descriptor alive while it is looked at.
+ */
+static bool read_locked_by(struct zs_pool *pool, uint64_t obj, unsigned long handle)
+{
+	struct size_class *class = pool->size_class[obj_class(obj)];
+	unsigned page, off;
+	struct zspage *z;
+	bool ok;
+
+	zs_rcu_read_lock();
+	z = pdesc_zspage(&pool->arena, obj_pfn(obj));
+	obj_location(class, obj_idx(obj), &page, &off);
+	ok = z && obj_carries(class, z, (char *)arena_page(&pool->arena, obj_pfn(obj)) + off,
+			      handle);
+	zs_rcu_read_unlock();
+	return ok;
+}
+
 ZS_EXPORT void zs_obj_read_end(struct zs_pool *pool, unsigned long handle, size_t mem_len,
 			       void *handle_mem)
 {
@@ -620,7 +654,9 @@ ZS_EXPORT void zs_obj_read_end(struct zs_pool *pool, unsigned long handle, size_
 	(void)handle_mem;
 	if (!pool)
 		return;
-	if (handle_lookup(&pool->handles, handle, &obj, NULL)) {
+	if (handle_lookup(&pool->handles, handle, &obj, NULL) || !read_locked_by(pool, obj, handle)) {
+		/* not live, or not this generation: unlocking would drop a
+		 * reader's lock on someone else's zspage */
 		pool_report_invalid(pool, "zs_obj_read_end", handle);
 		return;
 	}
