@@ -232,8 +232,9 @@ void zs_free(struct zs_pool *pool, unsigned long handle);
  * the calling thread writes: no lock, no atomic read-modify-write. A
  * thread's first call on a pool (registration) and each call that fills a
  * buffer (handing it to the drainer for an empty one) take the pool's
- * deferred-free lock briefly; when no empty buffer is left, or no drain
- * thread runs, the call frees synchronously, as zs_free does. Invalid
+ * deferred-free lock briefly; when no empty buffer is left it allocates
+ * one within the bound of struct zs_pool_config, and past that bound, or
+ * when no drain thread runs, the call frees synchronously, as zs_free does. Invalid
  * handles are reported when they are freed (at the latest). Handles queued
  * by a thread that goes idle or exits are freed within about 50 ms.
  */
