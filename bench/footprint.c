@@ -114,13 +114,13 @@ int main(int argc, char **argv)
 	       (double)(stored - half) / (double)(rss - rss0), (rss - rss0) / 1048576.0);
 	for (size_t i = B.n / 2; i < B.n; i++)
 		zs_free(pool, h[order[i]]);
+	free(h); /* this program's own arrays are not the pool's */
+	free(order);
 	sleep(1);
 	rss = bench_rss_anon();
 	printf("after freeing all + 1 s idle:       RSS %+.2f MiB vs start, %lu pages in zspages\n",
 	       ((double)rss - (double)rss0) / 1048576.0, zs_get_total_pages(pool));
 	zs_destroy_pool(pool);
-	free(h);
-	free(order);
 
 	double *sync = calloc(repeat, sizeof(double)), *def = calloc(repeat, sizeof(double));
 	double *ratio = calloc(repeat, sizeof(double));
