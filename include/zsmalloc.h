@@ -109,17 +109,49 @@ struct zs_pool_config {
 	/* Deferred free: handles per per-thread buffer (0 = 1024) and number of
 	 * spare buffers preallocated per pool (0 = 64, at least 4 per CPU; set
 	 * ZS_DEFERRED_NO_SPARES for none, which makes every full buffer free
-	 * synchronously). */
+	 * synchronously). When a burst outruns the drain thread and no spare
+	 * is left, the thread whose buffer filled allocates another, as long
+	 * as all the pool's buffers together hold at most
+	 * max(ZS_DEFERRED_GROW_MIN, ZS_DEFERRED_ENTRIES_PER_PAGE x the pool's
+	 * pages when the drain thread last caught up) handles and never more
+	 * than ZS_DEFERRED_MAX_ENTRIES (beyond that it frees synchronously,
+	 * which is what lets the drain thread catch up under a sustained
+	 * overload). Buffers above the preallocated number
+	 * are freed when the pool has been idle for decay_ms, and by
+	 * zs_pool_trim() and zs_compact(). */
 	unsigned deferred_buffer_size;
 	unsigned deferred_spares;
+	/*
+	 * Decay: after decay_ms milliseconds without an allocation or free
+	 * that reaches the arena (a zspage built or freed), the arena's worker
+	 * thread gives back what the pool keeps for reuse -- freed pages kept
+	 * resident, pages prefaulted ahead of need, spare empty zspages,
+	 * surplus deferred-free buffers, the free tail of the handle table --
+	 * as zs_pool_trim() does. The worker times this in ticks of a quarter
+	 * period, only while something may be kept (an idle, empty pool takes
+	 * no wake-ups), so the release comes after between 3/4 and 1 period
+	 * of idleness. 0 = ZS_DECAY_DEFAULT_MS; ZS_DECAY_NEVER keeps them
+	 * until zs_pool_trim() or zs_compact().
+	 */
+	unsigned decay_ms;
 };
 
 #define ZS_DEFERRED_NO_SPARES (~0u)
+#define ZS_DECAY_NEVER        (~0u)
+#define ZS_DECAY_DEFAULT_MS   1000u
 /* Bounds of the deferred-free settings (beyond them: EINVAL). Each queued
- * handle takes 16 bytes: the spares hold at most 64 MiB. */
+ * handle takes 16 bytes: the spares hold at most 64 MiB, and so do all the
+ * pool's buffers, grown ones included. */
 #define ZS_DEFERRED_MAX_BUFFER  65536u   /* handles per buffer */
 #define ZS_DEFERRED_MAX_SPARES  4096u    /* spare buffers */
-#define ZS_DEFERRED_MAX_ENTRIES (1u << 22) /* buffer size x spares */
+#define ZS_DEFERRED_MAX_ENTRIES (1u << 22) /* buffer size x spares; all buffers */
+/* Growth of the deferred buffers under a burst: up to this many handles
+ * in all (the default spares' 64 x 1024), or this many per page the pool
+ * held before the burst: 256 bytes of buffer per 4 KiB page, 1/16 of the
+ * pool. A burst freeing objects of 256 bytes or more of an otherwise idle
+ * pool is thus absorbed whole. */
+#define ZS_DEFERRED_GROW_MIN         65536u
+#define ZS_DEFERRED_ENTRIES_PER_PAGE 16u
 #define ZS_NO_CLASS (~0u) /* zs_lookup_class_index() of a NULL pool */
 
 struct zs_pool_stats {
@@ -148,6 +180,9 @@ struct zs_pool_stats {
 	                                   trigger (/proc/pressure/memory), else 0 */
 	unsigned long pages_prefaulted; /* fresh pages the arena's worker faulted in ahead
 	                                   of a growing pool, so far */
+	unsigned long pages_decayed;    /* kept pages (cached, prefaulted, spare) given back
+	                                   after decay_ms of idleness, so far */
+	unsigned long deferred_bytes;   /* memory of the deferred-free buffers now */
 };
 
 /* Per-class figures; the columns of the kernel's debugfs "classes" file. */
@@ -197,8 +232,9 @@ void zs_free(struct zs_pool *pool, unsigned long handle);
  * the calling thread writes: no lock, no atomic read-modify-write. A
  * thread's first call on a pool (registration) and each call that fills a
  * buffer (handing it to the drainer for an empty one) take the pool's
- * deferred-free lock briefly; when no empty buffer is left, or no drain
- * thread runs, the call frees synchronously, as zs_free does. Invalid
+ * deferred-free lock briefly; when no empty buffer is left it allocates
+ * one within the bound of struct zs_pool_config, and past that bound, or
+ * when no drain thread runs, the call frees synchronously, as zs_free does. Invalid
  * handles are reported when they are freed (at the latest). Handles queued
  * by a thread that goes idle or exits are freed within about 50 ms.
  */
@@ -271,6 +307,8 @@ int zs_pool_stats_dump(struct zs_pool *pool, enum zs_stats_format format, char *
  * frees emptied zspages. Returns the pages freed (also added to
  * pages_compacted). Drops its locks between small batches and skips zspages
  * that readers hold. Only one runs per pool at a time (others return 0).
+ * Then releases what zs_pool_trim() does, so that the pages freed, and the
+ * pages cached for reuse, are out of RSS when it returns.
  */
 unsigned long zs_compact(struct zs_pool *pool);
 /* Pages compaction could free now. */
@@ -283,7 +321,11 @@ unsigned long zs_defrag(struct zs_pool *pool);
 /*
  * Frees the spare empty zspages (one per class at most, 64 pages per pool
  * at most, kept so that alloc/free ping-pong does not build and tear down
- * zspages) and returns cached arena pages and empty chunks to the OS now.
+ * zspages) and the deferred-free buffers above the preallocated spares,
+ * gives back the handle table's pages above the highest handle in use, and
+ * returns cached arena pages and empty chunks to the OS now: RSS reflects
+ * it when the call returns. zs_compact() does the same after compacting;
+ * an idle pool does it by itself after decay_ms (struct zs_pool_config).
  */
 void zs_pool_trim(struct zs_pool *pool);
 

@@ -47,6 +47,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -108,7 +109,20 @@ static inline unsigned chunk_first_pfn(size_t c)
 	return (unsigned)(c * ZS_CHUNK_PAGES);
 }
 
-int arena_init(struct arena *a, size_t reserve_pages, bool hugepages)
+/* The worker's condition variable times decay ticks: on the monotonic
+ * clock, so that a change of the system time neither stalls nor rushes
+ * them. */
+static void work_cond_init(struct arena *a)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->work, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+int arena_init(struct arena *a, size_t reserve_pages, bool hugepages, unsigned decay_ms)
 {
 	size_t nr_chunks = (reserve_pages + ZS_CHUNK_PAGES - 1) / ZS_CHUNK_PAGES;
 
@@ -119,6 +133,7 @@ int arena_init(struct arena *a, size_t reserve_pages, bool hugepages)
 		nr_chunks = (ZS_MAX_PFN + 1) / ZS_CHUNK_PAGES;
 	a->nr_chunks = nr_chunks;
 	a->hugepages = hugepages;
+	a->decay_ms = decay_ms;
 	a->base = vm_reserve(nr_chunks * CHUNK_BYTES, CHUNK_BYTES);
 	if (!a->base)
 		goto fail;
@@ -143,7 +158,7 @@ int arena_init(struct arena *a, size_t reserve_pages, bool hugepages)
 	a->pending = malloc(ARENA_PENDING_MAX * sizeof(*a->pending));
 	if (!a->pending || pthread_mutex_init(&a->lock, NULL))
 		goto fail;
-	pthread_cond_init(&a->work, NULL);
+	work_cond_init(a);
 	pthread_cond_init(&a->idle, NULL);
 	return 0;
 fail:
@@ -280,6 +295,20 @@ static uint32_t cache_pop_oldest_locked(struct arena *a)
 	return a->cache[tail];
 }
 
+/*
+ * Allocation or free: the idle period starts again. Returns true when the
+ * worker must be woken to start ticking (once per idle period: it was
+ * disarmed), false if it ticks already or cannot run.
+ */
+static bool note_activity_locked(struct arena *a)
+{
+	a->last_active = a->epoch;
+	if (a->decay_armed || !a->decay_ms)
+		return false;
+	a->decay_armed = worker_start_locked(a);
+	return a->decay_armed;
+}
+
 /* Takes n pages from the chunk bitmaps, lowest first, runs preferred. */
 static int take_from_chunks_locked(struct arena *a, unsigned n, uint32_t *pfns)
 {
@@ -357,6 +386,8 @@ int arena_alloc_pages(struct arena *a, unsigned n, uint32_t *pfns)
 		store_relaxed(&a->pages_used, a->pages_used + n);
 	if (!err && a->cache_nr < ARENA_PREFAULT_LOW && !a->prefault_wanted)
 		a->prefault_wanted = wake = worker_start_locked(a);
+	if (!err && note_activity_locked(a))
+		wake = true;
 	pthread_mutex_unlock(&a->lock);
 	/* after the unlock: the worker reads prefault_wanted under the lock
 	 * before it waits, so the signal cannot be lost */
@@ -479,8 +510,20 @@ static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 		int err[ARENA_CACHE_RING];
 
 		pthread_mutex_unlock(&a->lock);
-		for (unsigned i = 0; i < nr_release; i++)
+		for (unsigned i = 0; i < nr_release; i++) {
 			err[i] = vm_decommit(a->base + release[i] * CHUNK_BYTES, CHUNK_BYTES);
+			/*
+			 * The chunk's pdesc page holds only NULLs now (every page's
+			 * zspage unpublished itself before the page came back), and
+			 * no one writes it while the chunk is BUSY: discard it too.
+			 * It stays mapped, so a lockless reader of a stale pfn reads
+			 * a zero page -- NULL, what it read before -- and the next
+			 * zspage built in this chunk faults it back in.
+			 */
+			if (!err[i])
+				(void)madvise((char *)a->pdesc + release[i] * ZS_PAGE_SIZE,
+					      ZS_PAGE_SIZE, MADV_DONTNEED);
+		}
 		pthread_mutex_lock(&a->lock);
 		for (unsigned i = 0; i < nr_release; i++) {
 			size_t c = release[i];
@@ -562,10 +605,68 @@ static void prefault_batch_locked(struct arena *a)
  * The worker: gives queued pages back to the OS, a batch at a time, and
  * refills the cache of a growing pool between batches.
  */
+static void decay_locked(struct arena *a)
+{
+	bool (*fn)(void *) = a->decay_fn;
+	void *ctx = a->decay_ctx;
+	unsigned long before = a->pages_used + a->cache_nr + a->pending_nr, after;
+	bool more = false;
+
+	/* decay_busy keeps arena_decay_stop() waiting while fn runs, so that
+	 * zs_destroy_pool() does not free what it touches */
+	a->decay_busy = true;
+	pthread_mutex_unlock(&a->lock);
+	if (fn)
+		more = fn(ctx); /* frees spare zspages: their pages land in the cache */
+	arena_trim(a);
+	pthread_mutex_lock(&a->lock);
+	a->decay_busy = false;
+	pthread_cond_broadcast(&a->idle);
+	after = a->pages_used + a->cache_nr + a->pending_nr;
+	if (before > after)
+		store_relaxed(&a->pages_decayed, a->pages_decayed + (before - after));
+	/* a free during the release may have cached pages again: keep
+	 * ticking for them, as for what fn could not release yet */
+	a->decay_armed = more || a->cache_nr || a->pending_nr;
+	a->last_active = a->epoch;
+}
+
+/* Timespec 'ms' milliseconds after now, on the monotonic clock. */
+static struct timespec deadline_after(unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+static bool time_reached(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/*
+ * The worker: gives queued pages back to the OS, a batch at a time, refills
+ * the cache of a growing pool between batches, and, while something may be
+ * cached (decay_armed), ticks every decay_ms / ARENA_DECAY_TICKS to release
+ * it once the arena has been idle that long. Disarmed, it sleeps untimed:
+ * an idle, empty pool costs no wake-ups.
+ */
 static void *worker_main(void *arg)
 {
 	struct arena *a = arg;
 	uint32_t batch[ARENA_CACHE_RING];
+	struct timespec tick = { 0, 0 };
+	bool ticking = false;
 
 	pthread_mutex_lock(&a->lock);
 	while (!a->worker_stop) {
@@ -579,12 +680,30 @@ static void *worker_main(void *arg)
 		if (!a->pending_nr) {
 			/* releases first: this loop comes back here after each
 			 * batch, so queued pages never wait for a whole refill */
-			if (a->prefault_wanted && a->cache_nr < cache_cap_locked(a))
+			if (a->prefault_wanted && a->cache_nr < cache_cap_locked(a)) {
 				prefault_batch_locked(a);
-			else if (a->prefault_wanted)
+			} else if (a->prefault_wanted) {
 				a->prefault_wanted = false; /* refilled */
-			else
+			} else if (a->decay_armed) {
+				unsigned period = a->decay_ms / ARENA_DECAY_TICKS;
+
+				if (!ticking) {
+					tick = deadline_after(period ? period : 1);
+					ticking = true;
+				} else if (time_reached(&tick)) {
+					a->epoch++;
+					tick = deadline_after(period ? period : 1);
+					if (a->epoch - a->last_active >= ARENA_DECAY_TICKS) {
+						decay_locked(a);
+						ticking = a->decay_armed;
+					}
+				} else {
+					pthread_cond_timedwait(&a->work, &a->lock, &tick);
+				}
+			} else {
+				ticking = false;
 				pthread_cond_wait(&a->work, &a->lock);
+			}
 			continue;
 		}
 		while (a->pending_nr && n < ARENA_CACHE_RING)
@@ -635,8 +754,10 @@ void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns)
 {
 	uint32_t out[ARENA_CACHE_RING];
 	unsigned nr_out = 0;
+	bool wake;
 
 	pthread_mutex_lock(&a->lock);
+	wake = note_activity_locked(a);
 	/* pushed last-to-first so that popping returns them in order */
 	for (unsigned i = n; i-- > 0;) {
 		struct arena_chunk *ch = &a->chunks[pfn_chunk(pfns[i])];
@@ -658,8 +779,39 @@ void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns)
 		nr_out = 0;
 	a->transit += nr_out;
 	pthread_mutex_unlock(&a->lock);
+	/* after the unlock, as in arena_alloc_pages() */
+	if (wake)
+		pthread_cond_signal(&a->work);
 	if (nr_out)
 		evict(a, out, nr_out);
+}
+
+void arena_note_activity(struct arena *a)
+{
+	bool wake;
+
+	pthread_mutex_lock(&a->lock);
+	wake = note_activity_locked(a);
+	pthread_mutex_unlock(&a->lock);
+	if (wake)
+		pthread_cond_signal(&a->work);
+}
+
+void arena_set_decay(struct arena *a, bool (*fn)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&a->lock);
+	a->decay_fn = fn;
+	a->decay_ctx = ctx;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void arena_decay_stop(struct arena *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->decay_fn = NULL;
+	while (a->decay_busy)
+		pthread_cond_wait(&a->idle, &a->lock);
+	pthread_mutex_unlock(&a->lock);
 }
 
 void arena_return_pages(struct arena *a, unsigned n, const uint32_t *pfns)
@@ -756,13 +908,15 @@ void arena_undrain(struct arena *a, size_t c)
 
 size_t arena_metadata_bytes(struct arena *a)
 {
-	size_t top;
+	size_t top, mapped;
 
 	pthread_mutex_lock(&a->lock);
 	top = a->top;
+	mapped = a->chunks_mapped;
 	pthread_mutex_unlock(&a->lock);
-	/* pdesc pages plus the touched part of the chunk table */
-	return top * ZS_PAGE_SIZE + top * sizeof(struct arena_chunk);
+	/* the pdesc pages of mapped chunks (an unmapped chunk's is discarded
+	 * with it) plus the touched part of the chunk table */
+	return mapped * ZS_PAGE_SIZE + top * sizeof(struct arena_chunk);
 }
 
 void arena_cache_state(struct arena *a, unsigned *capacity, unsigned *cached)
@@ -810,9 +964,14 @@ void arena_fork_release(struct arena *a, bool child)
 	if (child && a->worker_started) {
 		/* the worker, and any waits on these condition variables, stayed
 		 * in the parent: the child starts its own when it needs one */
-		pthread_cond_init(&a->work, NULL);
+		work_cond_init(a);
 		pthread_cond_init(&a->idle, NULL);
 		a->worker_started = false;
+		/* a decay in progress stayed in the parent with its worker:
+		 * arena_decay_stop() must not wait for it; the next
+		 * allocation or free arms the child's own worker */
+		a->decay_busy = false;
+		a->decay_armed = false;
 	} else if (a->worker_started) {
 		pthread_cond_signal(&a->work); /* it may have paused */
 	}

@@ -178,7 +178,9 @@ ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
 		}
 	}
 	/* compaction is not a hot path: give the freed pages back now (the
-	 * spares went above, batch by batch) */
+	 * spares went above, batch by batch), with what else an idle pool
+	 * would release after its decay period */
+	pool_release_idle(pool);
 	arena_trim(&pool->arena);
 	if (freed) {
 		fetch_add_relaxed(&pool->pages_compacted, freed);

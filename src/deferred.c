@@ -21,9 +21,17 @@
  *
  * A buffer that fills up is handed off by its owner at once: under the
  * pool's deferred lock (once per buffer, off the fast path) it joins the
- * drainer's queue and the owner takes an empty buffer from the preallocated
- * spares, initialised before the pointer to it is published. With no spare
- * left the owner frees synchronously until the drainer recycles one. The
+ * drainer's queue and the owner takes an empty buffer from the spares,
+ * initialised before the pointer to it is published. With no spare left --
+ * a burst outruns the drainer -- the owner allocates one there and then
+ * (grow_ok_locked: all buffers together hold at most
+ * max(ZS_DEFERRED_GROW_MIN, ZS_DEFERRED_ENTRIES_PER_PAGE x pool pages)
+ * handles, and ZS_DEFERRED_MAX_ENTRIES), published the same way, so the
+ * handoff protocol is the one of tests/models/deferred_handoff.pml
+ * whichever way the fresh buffer came. Past that bound it frees
+ * synchronously until the drainer recycles one. Drained buffers all
+ * return to the spares; those above the preallocated number are freed
+ * when the pool goes idle (the arena's decay calls deferred_trim()). The
  * drainer also drains the partly filled buffers of idle threads in place
  * (it only reads below the published count), so nothing waits longer than
  * one drain period; a thread's exit marks its slot dead (release) and the
@@ -112,7 +120,16 @@ struct deferred {
 	struct list_node slots;   /* Synchronization: lock */
 	struct dbuf *full, **full_tail; /* handed-off buffers, FIFO. Sync: lock */
 	struct dbuf *spares;      /* Synchronization: lock */
-	unsigned nr_spares, max_spares; /* Synchronization: lock */
+	unsigned nr_spares, max_spares; /* Synchronization: lock; max_spares is the
+					   preallocated number, which trims keep */
+	/* buffers of this state not yet freed or retired with their slot:
+	 * spares + queued + being drained + the live slots' current ones.
+	 * Synchronization: lock */
+	unsigned nr_bufs, nr_slots;
+	/* the pool's pages when a drain pass last found no full buffer left:
+	 * then no queued handle holds memory, so a burst's bound does not
+	 * grow with the objects it keeps alive meanwhile. Sync: lock */
+	unsigned long calm_pages;
 	bool kicked;              /* Synchronization: lock */
 	uint64_t flush_req, pass_done;  /* Synchronization: lock */
 	unsigned long retired_queued;   /* Synchronization: lock */
@@ -205,10 +222,16 @@ static void drain_entries(struct deferred *d, struct dbuf *b, unsigned from, uns
 /* Puts a drained buffer back among the spares (or frees it). Lock held. */
 static void spare_put_locked(struct deferred *d, struct dbuf *b)
 {
-	if (d->nr_spares >= d->max_spares) {
+	if (!d->max_spares) {
+		/* ZS_DEFERRED_NO_SPARES: a full buffer's owner frees
+		 * synchronously from then on; nothing is kept to hand out */
 		free(b);
+		d->nr_bufs--;
 		return;
 	}
+	/* every buffer in use counts in nr_bufs, which grow_ok_locked()
+	 * bounds: keep it for the rest of the burst; deferred_trim() frees
+	 * those above max_spares when the pool goes idle */
 	b->count = 0;
 	b->consumed = 0;
 	b->next = d->spares;
@@ -295,6 +318,8 @@ static void drain_pass(struct deferred *d)
 	}
 	if (w != &one)
 		free(w);
+	if (!d->full) /* caught up: nothing queued holds pages */
+		d->calm_pages = load_relaxed(&d->pool->pages_allocated);
 
 	/* retire slots whose thread exited and whose buffer is drained */
 	for (n = d->slots.next; n != &d->slots; n = next) {
@@ -308,6 +333,9 @@ static void drain_pass(struct deferred *d)
 			continue;
 		list_del(&s->link);
 		d->retired_queued += load_relaxed(&s->queued);
+		d->nr_slots--;
+		if (s->cur)
+			d->nr_bufs--; /* freed with the slot */
 		slot_put(s);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -387,6 +415,7 @@ static struct deferred *deferred_create_locked(struct zs_pool *pool)
 					       : DEFAULT_SPARES;
 	if (!cfg->deferred_spares && cpus > 0 && d->max_spares < 4 * (unsigned)cpus)
 		d->max_spares = 4 * (unsigned)cpus;
+	d->calm_pages = load_relaxed(&pool->pages_allocated);
 	d->hook = pool->deferred_hook;
 	d->hook_ctx = pool->deferred_hook_ctx;
 	d->full_tail = &d->full;
@@ -405,6 +434,7 @@ static struct deferred *deferred_create_locked(struct zs_pool *pool)
 			return NULL;
 		}
 		spare_put_locked(d, b); /* not shared yet */
+		d->nr_bufs++;
 	}
 	/* no drainer: every call frees synchronously */
 	if (pthread_create(&d->thread, NULL, drain_main, d))
@@ -464,6 +494,8 @@ static struct dslot *slot_get(struct zs_pool *pool, struct deferred *d)
 	pthread_setspecific(exit_key, tls_slots); /* any non-NULL value arms it */
 	pthread_mutex_lock(&d->lock);
 	list_add(&d->slots, &s->link);
+	d->nr_slots++;
+	d->nr_bufs++;
 	pthread_mutex_unlock(&d->lock);
 	free_entry->pool = pool;
 	free_entry->id = d->id;
@@ -472,13 +504,43 @@ static struct dslot *slot_get(struct zs_pool *pool, struct deferred *d)
 }
 
 /*
+ * May a burst add one more buffer? The preallocated spares and one buffer
+ * per thread always fit; beyond them, the pool's buffers together hold at
+ * most max(ZS_DEFERRED_GROW_MIN, ZS_DEFERRED_ENTRIES_PER_PAGE x its pages)
+ * handles, and never ZS_DEFERRED_MAX_ENTRIES. The pages are counted when
+ * the drain side last caught up (calm_pages), not now: queued handles are
+ * live objects, so under a sustained overload -- threads allocating as
+ * fast as they queue frees -- a bound on the current pages would grow with
+ * the very objects the queue keeps alive, and the synchronous fallback,
+ * the backpressure that lets the drainer catch up, would never come. No
+ * growth without spares (ZS_DEFERRED_NO_SPARES: full buffers free
+ * synchronously).
+ */
+static bool grow_ok_locked(struct deferred *d)
+{
+	unsigned long limit = d->calm_pages * ZS_DEFERRED_ENTRIES_PER_PAGE;
+	unsigned long want = ((unsigned long)d->nr_bufs + 1) * d->size;
+
+	if (!d->max_spares)
+		return false;
+	if (d->nr_bufs < d->max_spares + d->nr_slots)
+		return true;
+	if (limit < ZS_DEFERRED_GROW_MIN)
+		limit = ZS_DEFERRED_GROW_MIN;
+	if (limit > ZS_DEFERRED_MAX_ENTRIES)
+		limit = ZS_DEFERRED_MAX_ENTRIES;
+	return want <= limit;
+}
+
+/*
  * Owner, slow path: queues the current buffer (if any and not empty) for
- * the drainer and takes a spare, under the lock. Returns the new current
- * buffer, or NULL when no spare is left.
+ * the drainer and takes a spare, or allocates one within the bound, under
+ * the lock. Returns the new current buffer, or NULL when none is left.
  */
 static struct dbuf *handoff(struct deferred *d, struct dslot *s)
 {
 	struct dbuf *b = s->cur, *fresh;
+	bool grew = false;
 
 	pthread_mutex_lock(&d->lock);
 	race_window(ZS_RACE_DEFERRED_HANDOFF, d->pool);
@@ -493,11 +555,20 @@ static struct dbuf *handoff(struct deferred *d, struct dslot *s)
 	if (fresh) {
 		d->spares = fresh->next;
 		d->nr_spares--;
+	} else if (grow_ok_locked(d) && (fresh = buf_new(d->size))) {
+		/* initialised by buf_new() before cur publishes it, as a
+		 * recycled spare is by spare_put_locked() */
+		d->nr_bufs++;
+		grew = d->nr_bufs > d->max_spares + d->nr_slots;
 	}
 	/* the drainer reads cur under this lock: it never sees the queued
 	 * buffer as current, nor the spare before spare_put_locked() reset it */
 	s->cur = fresh;
 	pthread_mutex_unlock(&d->lock);
+	/* a surplus buffer: have the arena's worker tick, so that it is freed
+	 * once the pool goes idle (the arena lock is a leaf: not under ours) */
+	if (grew)
+		arena_note_activity(&d->pool->arena);
 	return fresh;
 }
 
@@ -641,12 +712,44 @@ void deferred_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 		return;
 	pthread_mutex_lock(&d->lock);
 	st->deferred_queued = d->retired_queued;
+	st->deferred_bytes = (unsigned long)d->nr_bufs *
+			     (sizeof(struct dbuf) + d->size * sizeof(struct dentry));
 	for (n = d->slots.next; n != &d->slots; n = n->next)
 		st->deferred_queued += load_relaxed(&container_of(n, struct dslot, link)->queued);
 	pthread_mutex_unlock(&d->lock);
 	st->deferred_drained = load_relaxed(&d->drained);
 	st->deferred_batches = load_relaxed(&d->batches);
 	st->deferred_sync = load_relaxed(&d->sync_frees);
+}
+
+bool deferred_trim(struct zs_pool *pool)
+{
+	struct deferred *d = load_acquire(&pool->deferred); /* pairs with the creation */
+	struct dbuf *list = NULL;
+	bool more;
+
+	if (!d)
+		return false;
+	pthread_mutex_lock(&d->lock);
+	while (d->nr_spares > d->max_spares) {
+		struct dbuf *b = d->spares;
+
+		d->spares = b->next;
+		d->nr_spares--;
+		d->nr_bufs--;
+		b->next = list;
+		list = b;
+	}
+	/* grown buffers still queued come back as spares after their drain */
+	more = d->nr_bufs > d->max_spares + d->nr_slots;
+	pthread_mutex_unlock(&d->lock);
+	while (list) {
+		struct dbuf *b = list;
+
+		list = b->next;
+		free(b);
+	}
+	return more;
 }
 
 /*

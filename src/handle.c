@@ -18,7 +18,9 @@
  * without a lock to validate handles and to find a class.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -27,6 +29,7 @@
 #define HANDLE_BATCH       32
 #define HANDLE_CACHE_MAX   (4 * HANDLE_BATCH)
 #define HANDLE_COMMIT      ((size_t)(2u << 20) / sizeof(uint64_t)) /* 2 MiB of slots */
+#define SLOTS_PER_PAGE     (ZS_PAGE_SIZE / sizeof(uint64_t))
 
 /* Free-slot word (layout in internal.h): the slot's next generation, and
  * link = next free index + 1 (0 = end). */
@@ -237,4 +240,74 @@ void handle_cache_drain_locked(struct handle_table *t, struct size_class *class)
 {
 	assert_held(&class->lock);
 	cache_spill_locked(t, class, ~0u);
+}
+
+/*
+ * Gives the table's free tail back to the OS: the slots above the highest
+ * one that is not on the global free list (live, held by a zs_malloc in
+ * progress, or in a class's cache -- callers drain those first) leave the
+ * free list, bump comes down to the page above that slot, and the pages of
+ * slot words above it are discarded with MADV_DONTNEED.
+ *
+ * Why lockless validation stays safe: the pages stay mapped (nr_committed
+ * does not move), so handle_lookup() may still load any slot below it; a
+ * discarded one reads as 0 -- ALLOC clear, "not live" -- which is what it
+ * was. No one writes those words meanwhile: under the table lock every
+ * one of them is on the free list, which this function holds and empties
+ * of them before the discard. Their generations go with them, so the
+ * table's seed changes: when bump hands these slots out again, their
+ * first generations are fresh random ones, and a stale handle of the old
+ * life matches only by the 1-in-2^32 chance of a forged one.
+ *
+ * Returns the bytes discarded. Takes and drops the table lock (a leaf);
+ * costs one pass over the free list.
+ */
+size_t handle_table_shrink(struct handle_table *t)
+{
+	uint64_t *is_free, head = 0, prev = 0, idx, keep, nr_free = 0;
+	size_t bytes = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->nr_free == 0 || !(is_free = calloc((t->bump + 63) / 64, sizeof(uint64_t))))
+		goto out;
+	for (idx = t->free_head; idx; idx = free_link(load_relaxed(&t->slots[idx - 1])))
+		is_free[(idx - 1) / 64] |= 1ull << ((idx - 1) % 64);
+	for (keep = t->bump; keep > 0 && (is_free[(keep - 1) / 64] >> ((keep - 1) % 64) & 1);)
+		keep--;
+	free(is_free);
+	keep = (keep + SLOTS_PER_PAGE - 1) / SLOTS_PER_PAGE * SLOTS_PER_PAGE;
+	if (keep >= t->bump)
+		goto out;
+	/* relink the free slots below keep, in their order (relaxed stores:
+	 * a link publishes nothing, and lockless readers only test ALLOC,
+	 * which stays clear) */
+	for (idx = t->free_head; idx;) {
+		uint64_t next = free_link(load_relaxed(&t->slots[idx - 1]));
+
+		if (idx - 1 < keep) {
+			if (prev) {
+				uint64_t pw = load_relaxed(&t->slots[prev - 1]);
+				store_relaxed(&t->slots[prev - 1], free_word(free_gen(pw), idx));
+			} else {
+				head = idx;
+			}
+			prev = idx;
+			nr_free++;
+		}
+		idx = next;
+	}
+	if (prev) {
+		uint64_t pw = load_relaxed(&t->slots[prev - 1]);
+		store_relaxed(&t->slots[prev - 1], free_word(free_gen(pw), 0));
+	}
+	t->free_head = head;
+	t->nr_free = nr_free;
+	bytes = (t->bump - keep) * sizeof(uint64_t);
+	bytes = (bytes + ZS_PAGE_SIZE - 1) / ZS_PAGE_SIZE * ZS_PAGE_SIZE;
+	(void)madvise(t->slots + keep, bytes, MADV_DONTNEED);
+	t->bump = keep;
+	t->gen_seed = t->gen_seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return bytes;
 }

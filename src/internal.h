@@ -326,7 +326,9 @@ struct size_class {
 /*
  * Handle table: a reserved range of 8-byte slot words (layout above).
  * Slots [0, nr_committed) are mapped and stay mapped for the pool's life,
- * so a lockless reader can range-check and load any of them.
+ * so a lockless reader can range-check and load any of them; pages of free
+ * slots at or above bump may have been discarded (handle_table_shrink) and
+ * read as zeros: not live.
  * Invariant: every slot below bump is live, in the global free list, in
  * exactly one class's handle cache, or held by a zs_malloc in progress.
  */
@@ -338,7 +340,8 @@ struct handle_table {
 	size_t bump;            /* slots handed out at least once. Sync: lock */
 	uint64_t free_head;     /* global free list (index + 1). Sync: lock */
 	size_t nr_free;         /* Synchronization: lock */
-	uint64_t gen_seed;      /* immutable: randomises first generations */
+	uint64_t gen_seed;      /* randomises first generations; changed when the
+				   table shrinks. Synchronization: lock */
 	pthread_mutex_t lock;
 };
 
@@ -371,6 +374,9 @@ struct arena_chunk {
 /* a growing pool below this many ready pages has the worker refill the cache */
 #define ARENA_PREFAULT_LOW   32
 #define ARENA_PREFAULT_BATCH 64 /* pages per MADV_POPULATE_WRITE call */
+/* the idle period is this many worker ticks: released after between
+ * (TICKS - 1) / TICKS and 1 times decay_ms without allocation or free */
+#define ARENA_DECAY_TICKS    4
 
 struct arena {
 	char *base;                 /* immutable: 2 MiB aligned reservation */
@@ -395,7 +401,8 @@ struct arena {
 					   Synchronization: lock */
 	bool prefault_wanted;           /* the pool grows: refill the cache with
 					   prefaulted pages. Synchronization: lock */
-	pthread_cond_t work;            /* worker waits for pending pages */
+	pthread_cond_t work;            /* worker waits for pending pages (CLOCK_MONOTONIC:
+					   it also times the decay ticks) */
 	pthread_cond_t idle;            /* arena_trim waits for transit == 0 */
 	pthread_t worker;
 	bool worker_started, worker_stop; /* Synchronization: lock */
@@ -405,6 +412,23 @@ struct arena {
 	unsigned long chunks_mapped;    /* Synchronization: lock; relaxed reads by stats */
 	unsigned long chunks_released;  /* Synchronization: lock; relaxed reads by stats */
 	unsigned long pages_prefaulted; /* Synchronization: lock; relaxed reads by stats */
+	unsigned long pages_decayed;    /* cached pages released after an idle period.
+					   Synchronization: lock; relaxed reads by stats */
+	/*
+	 * Decay (arena.c): while 'decay_armed', the worker ticks every
+	 * decay_ms / ARENA_DECAY_TICKS and counts ticks in 'epoch'; allocation
+	 * and free (which hold the lock anyway) write 'last_active = epoch',
+	 * a store to a line they write already. ARENA_DECAY_TICKS ticks with
+	 * no activity release what is cached: decay_fn (the pool's spares,
+	 * surplus deferred buffers, the handle table's tail), then the cache.
+	 */
+	unsigned decay_ms;              /* immutable; 0: never */
+	uint64_t epoch, last_active;    /* Synchronization: lock */
+	bool decay_armed;               /* something may be cached: tick. Sync: lock */
+	bool decay_busy;                /* the worker runs decay_fn. Sync: lock */
+	bool (*decay_fn)(void *ctx);    /* returns true if something is still held
+					   that a later tick should release. Sync: lock */
+	void *decay_ctx;                /* Synchronization: lock */
 	bool hugepages;             /* immutable */
 	pthread_mutex_t lock;
 };
@@ -487,7 +511,17 @@ void fork_unregister_pool(struct zs_pool *pool);
 /* ------------------------------------------------------------------ */
 /* arena.c: backing memory                                             */
 
-int arena_init(struct arena *a, size_t reserve_pages, bool hugepages);
+int arena_init(struct arena *a, size_t reserve_pages, bool hugepages, unsigned decay_ms);
+/*
+ * Decay: after decay_ms without arena allocation or free, the worker calls
+ * fn(ctx) with no arena lock held (it may free zspages), then gives every
+ * cached page back. arena_decay_stop() unsets it and waits for a call in
+ * progress (zs_destroy_pool, before it tears down what fn touches).
+ */
+void arena_set_decay(struct arena *a, bool (*fn)(void *ctx), void *ctx);
+void arena_decay_stop(struct arena *a);
+/* Something was cached outside the arena (a deferred buffer): tick. */
+void arena_note_activity(struct arena *a);
 void arena_destroy(struct arena *a);
 /* Fills pfns[0..n) with pages, contiguous when it can. 0 or -ENOMEM. */
 int arena_alloc_pages(struct arena *a, unsigned n, uint32_t *pfns);
@@ -557,6 +591,9 @@ void handle_unalloc_locked(struct handle_table *t, struct size_class *class,
 /* Gives a class's cached slots back to the global list (destroy, trim). */
 void handle_cache_drain_locked(struct handle_table *t, struct size_class *class);
 size_t handle_table_bytes(struct handle_table *t);
+/* Discards the pages of free slots above the highest slot in use; returns
+ * the bytes given back. Takes the table lock: no class lock required. */
+size_t handle_table_shrink(struct handle_table *t);
 
 /*
  * Lockless validation: returns the handle's live obj in *obj, or -EBADF if
@@ -744,6 +781,16 @@ struct zspage *pool_retire_locked(struct zs_pool *pool, struct size_class *class
 				  struct zspage *z, bool keep_spare);
 /* Unlinks the class's spare, if any, for destruction (NULL if none). */
 struct zspage *pool_take_spare_locked(struct zs_pool *pool, struct size_class *class);
+/*
+ * Releases what an idle pool keeps for reuse: every class's spare zspage
+ * (their pages go to the arena's cache), the class handle caches, the
+ * handle table's free tail, and surplus deferred-free buffers. No lock
+ * held; takes each class lock in turn. Returns true if something remains
+ * that a later call could release (buffers still being drained, a spare
+ * kept by a free meanwhile). The arena's decay calls it, and zs_compact()
+ * and zs_pool_trim() before giving the arena's cache back.
+ */
+bool pool_release_idle(struct zs_pool *pool);
 /* Frees n handles, grouping runs of one class under one lock hold. */
 void pool_free_batch(struct zs_pool *pool, unsigned long *handles, size_t n);
 /* Adds to / subtracts from pages_allocated; false if over max_pages. */
@@ -778,6 +825,9 @@ void deferred_fork_quiesce(struct zs_pool *pool);
 void deferred_fork_lock(struct zs_pool *pool);
 void deferred_fork_release(struct zs_pool *pool, bool child);
 void deferred_stats(struct zs_pool *pool, struct zs_pool_stats *st);
+/* Frees the spare buffers above the preallocated number (no lock held);
+ * true if grown buffers are still queued or in use. */
+bool deferred_trim(struct zs_pool *pool);
 
 /* ------------------------------------------------------------------ */
 /* rcu.c: RCU wrappers (liburcu-bp) with ThreadSanitizer annotations    */

@@ -110,6 +110,12 @@ static void pool_mutexes_destroy(struct zs_pool *pool)
 	pthread_mutex_destroy(&pool->compact_lock);
 }
 
+/* The arena's decay (its worker, after decay_ms without allocation or free). */
+static bool pool_decay(void *ctx)
+{
+	return pool_release_idle(ctx);
+}
+
 ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_pool_config *config)
 {
 	struct zs_pool_config cfg = { 0 };
@@ -142,7 +148,10 @@ ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_po
 	reserve = reserve_pages_for(&cfg);
 	err = class_table_init(pool);
 	if (!err)
-		err = arena_init(&pool->arena, reserve, cfg.flags & ZS_POOL_HUGEPAGES);
+		err = arena_init(&pool->arena, reserve, cfg.flags & ZS_POOL_HUGEPAGES,
+				 cfg.decay_ms == ZS_DECAY_NEVER ? 0
+				 : cfg.decay_ms		? cfg.decay_ms
+							: ZS_DECAY_DEFAULT_MS);
 	/* enough slots for every page to hold the smallest objects */
 	if (!err)
 		err = handle_table_init(&pool->handles,
@@ -163,6 +172,7 @@ ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_po
 		errno = -err;
 		return NULL;
 	}
+	arena_set_decay(&pool->arena, pool_decay, pool);
 	fork_register_pool(pool);
 	return pool;
 }
@@ -177,6 +187,7 @@ ZS_EXPORT void zs_destroy_pool(struct zs_pool *pool)
 	if (!pool)
 		return;
 	fork_unregister_pool(pool); /* no fork() handler touches it from now on */
+	arena_decay_stop(&pool->arena); /* nor the arena's decay */
 	bg_compactor_stop(pool);
 	deferred_destroy(pool); /* flushes queued frees first */
 	for (unsigned k = 0; k < pool->nr_classes; k++) {
@@ -700,19 +711,32 @@ ZS_EXPORT unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int 
 	return pool ? pool_class(pool, size)->index : ZS_NO_CLASS;
 }
 
-ZS_EXPORT void zs_pool_trim(struct zs_pool *pool)
+bool pool_release_idle(struct zs_pool *pool)
 {
-	if (!pool)
-		return;
+	bool more;
+
 	for (unsigned k = 0; k < pool->nr_classes; k++) {
 		struct size_class *class = &pool->classes[k];
 		struct zspage *z;
 
 		zs_mutex_lock(&class->lock);
 		z = pool_take_spare_locked(pool, class);
+		/* cached slots may sit anywhere in the table: back to the
+		 * global list, so that its free tail can shrink */
+		handle_cache_drain_locked(&pool->handles, class);
 		zs_mutex_unlock(&class->lock);
 		if (z)
 			zspage_destroy(pool, z);
 	}
+	handle_table_shrink(&pool->handles);
+	more = deferred_trim(pool);
+	return more || load_relaxed(&pool->spare_pages) != 0;
+}
+
+ZS_EXPORT void zs_pool_trim(struct zs_pool *pool)
+{
+	if (!pool)
+		return;
+	pool_release_idle(pool);
 	arena_trim(&pool->arena);
 }

@@ -74,6 +74,7 @@ ZS_EXPORT void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 	st->chunks_committed = load_relaxed(&pool->arena.chunks_mapped);
 	st->chunks_released = load_relaxed(&pool->arena.chunks_released);
 	st->pages_prefaulted = load_relaxed(&pool->arena.pages_prefaulted);
+	st->pages_decayed = load_relaxed(&pool->arena.pages_decayed);
 	st->metadata_bytes = sizeof(*pool) + pool->nr_classes * sizeof(struct size_class) +
 			     arena_metadata_bytes(&pool->arena) +
 			     handle_table_bytes(&pool->handles) + load_relaxed(&pool->zspage_bytes);

@@ -452,6 +452,47 @@ static void test_fork_child(void **state)
 	zs_destroy_pool(pool);
 }
 
+/*
+ * A burst: 150,000 objects of 600..1600 bytes (~55,000 pages), all freed
+ * with zs_free_deferred from one thread, more than the 64 preallocated
+ * buffers of 1024 hold. The full buffers' owner allocates more at handoff,
+ * so no call frees synchronously, and the buffers stay within the
+ * documented bound (ZS_DEFERRED_ENTRIES_PER_PAGE handles per page of the
+ * pool before the burst, 16 bytes each, plus buffer headers); after the
+ * flush and zs_pool_trim only the preallocated spares remain.
+ */
+static void test_burst_absorbed(void **state)
+{
+	enum { N = 150000 };
+	struct zs_pool *pool = zs_create_pool("burst");
+	unsigned long *h = calloc(N, sizeof(*h));
+	struct zs_pool_stats st;
+	unsigned long pages, bound;
+
+	(void)state;
+	assert_non_null(pool);
+	assert_non_null(h);
+	for (int i = 0; i < N; i++) {
+		h[i] = zs_malloc(pool, 600 + (size_t)i % 1000);
+		assert_true(h[i] != 0);
+	}
+	pages = zs_get_total_pages(pool);
+	for (int i = 0; i < N; i++)
+		zs_free_deferred(pool, h[i]);
+	zs_pool_stats(pool, &st);
+	bound = pages * ZS_DEFERRED_ENTRIES_PER_PAGE * 16 + (64 + 2) * 1024 * 16 + 4096 * 64;
+	if (st.deferred_sync != 0 || st.deferred_bytes > bound)
+		fail_msg("burst: %lu synchronous frees, %lu buffer bytes (bound %lu)",
+			 st.deferred_sync, st.deferred_bytes, bound);
+	zs_free_deferred_flush(pool);
+	zs_pool_trim(pool);
+	zs_pool_stats(pool, &st);
+	assert_int_equal(st.objs_used, 0);
+	assert_true(st.deferred_bytes <= (64 + 2) * (1024 * 16 + 64));
+	free(h);
+	zs_destroy_pool(pool);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -465,6 +506,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_torture_tiny_buffers),
 		cmocka_unit_test(test_torture_no_spares),
 		cmocka_unit_test(test_fork_child),
+		cmocka_unit_test(test_burst_absorbed),
 	};
 	if (argc == 3 && !strcmp(argv[1], "--torture"))
 		torture_items = strtoul(argv[2], NULL, 0);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "zsmalloc.h"
 #include "internal.h"
@@ -553,6 +554,115 @@ static void test_rss_returns(void **state)
 	zs_destroy_pool(pool);
 }
 
+/* Fills a pool with N objects of 500..3500 bytes; returns the handles. */
+static unsigned long *fill_pool(struct zs_pool *pool, int n, uint64_t seed)
+{
+	unsigned long *h = calloc((size_t)n, sizeof(*h));
+
+	assert_non_null(h);
+	for (int i = 0; i < n; i++) {
+		size_t len = 500 + rng_below(&seed, 3000);
+		h[i] = zs_malloc(pool, len);
+		assert_true(h[i] != 0);
+		write_pattern(pool, h[i], len, (uint64_t)i);
+	}
+	return h;
+}
+
+/*
+ * Decay: after everything is freed and the pool idles for its decay period
+ * (100 ms here), the arena's worker gives back the cached pages, the spare
+ * zspages and the handle table's tail by itself: RSS comes back within
+ * 1 MiB of the baseline -- no allowance for metadata -- and no page is
+ * left in a zspage. Polls for the condition, bounded (5 s).
+ */
+static void test_decay_returns(void **state)
+{
+	enum { N = 60000 };
+	struct zs_pool_config cfg = {.decay_ms = 100};
+	struct zs_pool *pool;
+	struct zs_pool_stats st;
+	struct timespec t0, t1;
+	size_t before, after;
+	unsigned long *h;
+
+	(void)state;
+	if (ZS_TEST_SANITIZED)
+		skip();
+	pool = zs_create_pool_ex("decay", &cfg);
+	assert_non_null(pool);
+	before = rss_bytes();
+	h = fill_pool(pool, N, 11);
+	for (int i = 0; i < N; i++)
+		zs_free(pool, h[(i * 7919) % N]);
+	free(h);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		after = rss_bytes();
+		zs_pool_stats(pool, &st);
+		if (after <= before + (1u << 20) && st.pages_allocated == 0)
+			break;
+		usleep(10000); /* polling a condition, bounded below */
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	} while (t1.tv_sec - t0.tv_sec < 5);
+	if (after > before + (1u << 20) || st.pages_allocated)
+		fail_msg("after decay: RSS %zu above baseline, %lu pages in zspages (%lu spare)",
+			 after > before ? after - before : 0, st.pages_allocated, st.pages_spare);
+	assert_true(st.pages_decayed > 0);
+	assert_int_equal(st.pages_resident, 0);
+	zs_destroy_pool(pool);
+}
+
+/*
+ * zs_compact gives back at once what an idle pool would release after its
+ * decay period (here: never): RSS is back within 1 MiB of the baseline
+ * right after the call, and the handle table's tail went with it
+ * (metadata_bytes falls back near its value before the fill).
+ */
+static void test_compact_returns_cached(void **state)
+{
+	enum { N = 60000 };
+	struct zs_pool_config cfg = {.decay_ms = ZS_DECAY_NEVER};
+	struct zs_pool *pool;
+	struct zs_pool_stats st, st0;
+	size_t before, after;
+	unsigned long *h;
+
+	(void)state;
+	if (ZS_TEST_SANITIZED)
+		skip();
+	pool = zs_create_pool_ex("compact-rss", &cfg);
+	assert_non_null(pool);
+	zs_pool_stats(pool, &st0);
+	before = rss_bytes();
+	h = fill_pool(pool, N, 13);
+	zs_pool_stats(pool, &st);
+	assert_true(st.metadata_bytes > st0.metadata_bytes + N * sizeof(uint64_t));
+	for (int i = 0; i < N; i++)
+		zs_free(pool, h[(i * 7919) % N]);
+	free(h);
+	zs_pool_stats(pool, &st);
+	assert_true(st.pages_resident > 0); /* kept: no decay in this pool */
+	zs_compact(pool);
+	after = rss_bytes();
+	zs_pool_stats(pool, &st);
+	if (after > before + (1u << 20))
+		fail_msg("after zs_compact: RSS %zu above baseline", after - before);
+	assert_int_equal(st.pages_allocated, 0);
+	assert_int_equal(st.pages_resident, 0);
+	assert_int_equal(st.pages_decayed, 0);
+	/* the handle slots (480 KiB at the peak) shrank back; metadata_bytes
+	 * also counts a pdesc page for each mapped chunk, and allocation may
+	 * have mapped a few chunks ahead that it never used (all free, kept) */
+	if (handle_table_bytes(&pool->handles) > 4096)
+		fail_msg("handle table %zu bytes after zs_compact",
+			 handle_table_bytes(&pool->handles));
+	if (st.metadata_bytes > st0.metadata_bytes + 512 * 1024)
+		fail_msg("metadata %lu bytes, %lu before the fill", st.metadata_bytes,
+			 st0.metadata_bytes);
+	zs_destroy_pool(pool);
+}
+
 /*
  * One allocation in a new pool wakes the arena's worker once, which must
  * fault 128 pages in ahead (two batches) and stop there -- with transparent
@@ -712,6 +822,7 @@ int main(void)
 		cmocka_unit_test(test_trim_unmaps_chunks),
 		cmocka_unit_test(test_rss_returns),   cmocka_unit_test(test_prefault_refills),
 		cmocka_unit_test(test_thp_policy),    cmocka_unit_test(test_cache_scales),
+		cmocka_unit_test(test_decay_returns), cmocka_unit_test(test_compact_returns_cached),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
