@@ -6,7 +6,8 @@
 #     (build-asan) and ThreadSanitizer (build-tsan), a new --seed each run;
 #   - the three fuzzers (build-fuzz), each on a working corpus kept in the
 #     soak directory, so coverage grows from one round to the next;
-#   - the fork-loop test 'fork' under both sanitizers, and the NBD suite
+#   - the fork-loop test 'fork' and the fault-injection test 'faults'
+#     (a new FAULT_SEED each run) under both sanitizers, and the NBD suite
 #     (meson test --suite nbd, plain build), when the tree has them.
 # Builds what it needs, configured as scripts/test.sh and scripts/fuzz.sh
 # do. At the end it prints, per part, rounds run and failed, the fuzz
@@ -85,6 +86,12 @@ if [ -n "$fork_exe" ]; then
 	fork_test=1
 	build build-asan "$fork_exe" && build build-tsan "$fork_exe" || exit 1
 fi
+faults_test=0
+faults_exe=$(test_exe build-asan faults)
+if [ -n "$faults_exe" ]; then
+	faults_test=1
+	build build-asan "$faults_exe" && build build-tsan "$faults_exe" || exit 1
+fi
 nbd_suite=0
 if grep -rqs --include=meson.build "'nbd'" src tests tools 2>/dev/null; then
 	setup build -Ddebug_level=2 && build build || exit 1
@@ -107,6 +114,7 @@ parts=()
 fuzz_units=0
 stress_compactions=0 stress_defrags=0 stress_deferred=0
 zsram_writes=0 zsram_discards=0 zsram_reads=0
+faults_injected=0
 round=0
 
 # part NAME COMMAND...: runs one part, logs it, counts it
@@ -142,6 +150,10 @@ tally() {
 	# zsram threads: "# phase 1: W writes, D discards, R reads checked"
 	read -r w d r < <(sed -nE 's/^# phase 1: ([0-9]+) writes, ([0-9]+) discards, ([0-9]+) reads checked.*/\1 \2 \3/p' "$1" |
 		awk '{ w += $1; d += $2; r += $3 } END { print w + 0, d + 0, r + 0 }')
+	# faults: "faults injected N (...)" and "zsram: ... N faults injected"
+	n=$(sed -nE 's/^faults injected ([0-9]+) .*/\1/p; s/^zsram: .* ([0-9]+) faults injected$/\1/p' "$1" |
+		awk '{ s += $1 } END { print s + 0 }')
+	faults_injected=$((faults_injected + n))
 	zsram_writes=$((zsram_writes + w))
 	zsram_discards=$((zsram_discards + d))
 	zsram_reads=$((zsram_reads + r))
@@ -176,6 +188,9 @@ while [ "$(left)" -gt 0 ]; do
 		if [ $fork_test = 1 ]; then
 			part "fork-$b" meson test -C build-$b --no-rebuild --print-errorlogs fork
 		fi
+		if [ $faults_test = 1 ]; then
+			FAULT_SEED=$seed part "faults-$b" "build-$b/$faults_exe"
+		fi
 		unset TSAN_OPTIONS
 	done
 	fuzz pool -detect_leaks=0
@@ -198,7 +213,9 @@ for p in "${parts[@]}"; do
 	failures=$((failures + fails[$p]))
 done
 [ $fork_test = 1 ] || echo "  (no 'fork' test in this tree: skipped)"
+[ $faults_test = 1 ] || echo "  (no 'faults' test in this tree: skipped)"
 [ $nbd_suite = 1 ] || echo "  (no 'nbd' suite in this tree: skipped)"
+echo "  faults injected: $faults_injected (every object and page checked after them)"
 echo "  fuzz inputs executed: $fuzz_units"
 echo "  stress: $stress_compactions compactions, $stress_defrags defrags, $stress_deferred deferred frees drained"
 echo "  zsram threads: $zsram_writes writes, $zsram_discards discards, $zsram_reads reads checked"

@@ -65,7 +65,9 @@
 void *vm_reserve(size_t bytes, size_t align)
 {
 	size_t len = bytes + (align > ZS_PAGE_SIZE ? align : 0);
-	char *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *p = fault(ZS_FAULT_MAP) ? MAP_FAILED
+				      : mmap(NULL, len, PROT_NONE,
+					     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	char *start;
 
 	if (p == MAP_FAILED)
@@ -88,14 +90,20 @@ void vm_unreserve(void *addr, size_t bytes)
 
 int vm_commit(void *addr, size_t bytes)
 {
+	if (fault(ZS_FAULT_MAP))
+		return -ENOMEM;
 	return mprotect(addr, bytes, PROT_READ | PROT_WRITE) ? -errno : 0;
 }
 
 /* Drops the pages and makes the range inaccessible again, in one call. */
 static int vm_decommit(void *addr, size_t bytes)
 {
-	void *p = mmap(addr, bytes, PROT_NONE,
-		       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p;
+
+	if (fault(ZS_FAULT_MAP))
+		return -ENOMEM;
+	p = mmap(addr, bytes, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
 	return p == MAP_FAILED ? -errno : 0;
 }
 
@@ -152,7 +160,7 @@ int arena_init(struct arena *a, size_t reserve_pages, bool hugepages, unsigned d
 	if (!a->pdesc)
 		goto fail;
 	/* large calloc() is lazily zeroed mmap memory: untouched rows cost nothing */
-	a->chunks = calloc(nr_chunks, sizeof(*a->chunks));
+	a->chunks = fault(ZS_FAULT_ALLOC) ? NULL : calloc(nr_chunks, sizeof(*a->chunks));
 	if (!a->chunks)
 		goto fail;
 	a->pending = malloc(ARENA_PENDING_MAX * sizeof(*a->pending));
@@ -445,6 +453,8 @@ static void discard_pages(struct arena *a, const uint32_t *pfns, unsigned n)
 	size_t total = 0;
 	long done = -1;
 
+	if (fault(ZS_FAULT_MADVISE))
+		return; /* the pages stay resident: still free, merely not returned */
 	for (unsigned i = 0; i < n;) {
 		unsigned j = i + 1;
 		while (j < n && pfns[j] == pfns[j - 1] + 1)
@@ -572,7 +582,8 @@ static void prefault_batch_locked(struct arena *a)
 		unsigned j = i + 1;
 		while (j < n && batch[j] == batch[j - 1] + 1)
 			j++;
-		if (madvise(arena_page(a, batch[i]), (size_t)(j - i) << ZS_PAGE_SHIFT,
+		if (fault(ZS_FAULT_MADVISE) ||
+		    madvise(arena_page(a, batch[i]), (size_t)(j - i) << ZS_PAGE_SHIFT,
 			    MADV_POPULATE_WRITE_)) {
 			for (unsigned k = i; k < j; k++) /* before Linux 5.14 */
 				*(volatile char *)arena_page(a, batch[k]) = 0;

@@ -84,7 +84,7 @@ int class_table_init(struct zs_pool *pool)
 		nr++;
 	}
 
-	pool->classes = aligned_alloc(64, nr * sizeof(struct size_class));
+	pool->classes = fault(ZS_FAULT_ALLOC) ? NULL : aligned_alloc(64, nr * sizeof(struct size_class));
 	if (!pool->classes)
 		return -ENOMEM;
 	memset(pool->classes, 0, nr * sizeof(struct size_class));

@@ -265,7 +265,7 @@ static void *bg_main(void *arg)
 
 int bg_compactor_start(struct zs_pool *pool)
 {
-	struct bg_compactor *bg = calloc(1, sizeof(*bg));
+	struct bg_compactor *bg = fault(ZS_FAULT_ALLOC) ? NULL : calloc(1, sizeof(*bg));
 
 	if (!bg)
 		return -ENOMEM;

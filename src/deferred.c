@@ -154,7 +154,8 @@ static uint64_t next_id = 1; /* atomic, relaxed: unique ids */
 
 static struct dbuf *buf_new(unsigned size)
 {
-	struct dbuf *b = malloc(sizeof(*b) + size * sizeof(struct dentry));
+	struct dbuf *b = fault(ZS_FAULT_ALLOC) ? NULL
+						: malloc(sizeof(*b) + size * sizeof(struct dentry));
 
 	if (b) {
 		b->count = 0;
@@ -270,7 +271,7 @@ static void drain_pass(struct deferred *d)
 	for (struct dbuf *b = d->full; b; b = b->next)
 		nfull++;
 	cap += nfull;
-	w = cap ? malloc(cap * sizeof(*w)) : NULL;
+	w = cap && !fault(ZS_FAULT_ALLOC) ? malloc(cap * sizeof(*w)) : NULL;
 	if (!w) {
 		w = &one;
 		cap = 1;
@@ -397,7 +398,8 @@ static void deferred_free_struct(struct deferred *d)
 static struct deferred *deferred_create_locked(struct zs_pool *pool)
 {
 	const struct zs_pool_config *cfg = &pool->config;
-	struct deferred *d = aligned_alloc(64, sizeof(*d)); /* a multiple of the alignment */
+	/* sizeof is a multiple of the alignment */
+	struct deferred *d = fault(ZS_FAULT_ALLOC) ? NULL : aligned_alloc(64, sizeof(*d));
 	pthread_condattr_t ca;
 	long cpus;
 
@@ -482,7 +484,7 @@ static struct dslot *slot_get(struct zs_pool *pool, struct deferred *d)
 	if (!free_entry || load_relaxed(&d->stop))
 		return NULL; /* too many pools in this thread: free synchronously */
 	pthread_once(&exit_key_once, make_exit_key);
-	s = calloc(1, sizeof(*s));
+	s = fault(ZS_FAULT_ALLOC) ? NULL : calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->cur = buf_new(d->size);

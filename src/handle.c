@@ -268,7 +268,8 @@ size_t handle_table_shrink(struct handle_table *t)
 	size_t bytes = 0;
 
 	pthread_mutex_lock(&t->lock);
-	if (t->nr_free == 0 || !(is_free = calloc((t->bump + 63) / 64, sizeof(uint64_t))))
+	if (t->nr_free == 0 || fault(ZS_FAULT_ALLOC) ||
+	    !(is_free = calloc((t->bump + 63) / 64, sizeof(uint64_t))))
 		goto out;
 	for (idx = t->free_head; idx; idx = free_link(load_relaxed(&t->slots[idx - 1])))
 		is_free[(idx - 1) / 64] |= 1ull << ((idx - 1) % 64);
@@ -304,7 +305,8 @@ size_t handle_table_shrink(struct handle_table *t)
 	t->nr_free = nr_free;
 	bytes = (t->bump - keep) * sizeof(uint64_t);
 	bytes = (bytes + ZS_PAGE_SIZE - 1) / ZS_PAGE_SIZE * ZS_PAGE_SIZE;
-	(void)madvise(t->slots + keep, bytes, MADV_DONTNEED);
+	if (!fault(ZS_FAULT_MADVISE)) /* kept resident: their words read as free */
+		(void)madvise(t->slots + keep, bytes, MADV_DONTNEED);
 	t->bump = keep;
 	t->gen_seed = t->gen_seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
 out:

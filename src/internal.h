@@ -35,6 +35,7 @@
 #include "zsmalloc.h"
 #include "atomics.h"
 #include "debug.h"
+#include "fault.h"
 
 #define ZS_EXPORT __attribute__((visibility("default")))
 

@@ -25,6 +25,8 @@
 
 #ifdef ZS_RACE_HOOKS
 void (*zs_race_hook)(enum zs_race_point point, struct zs_pool *pool);
+/* exported: libzsram's fault points and the tests' zsram builds reach it */
+ZS_EXPORT bool (*zs_fault_hook)(enum zs_fault_point point);
 #endif
 
 #define ZS_KNOWN_FLAGS                                                                             \
@@ -132,7 +134,7 @@ ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_po
 		errno = EINVAL;
 		return NULL;
 	}
-	pool = aligned_alloc(64, (sizeof(*pool) + 63) / 64 * 64);
+	pool = fault(ZS_FAULT_ALLOC) ? NULL : aligned_alloc(64, (sizeof(*pool) + 63) / 64 * 64);
 	if (!pool) {
 		errno = ENOMEM;
 		return NULL;

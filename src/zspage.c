@@ -37,7 +37,7 @@ struct zspage *zspage_create(struct zs_pool *pool, struct size_class *class)
 
 	if (!pool_reserve_pages(pool, n))
 		return NULL;
-	z = calloc(1, bytes);
+	z = fault(ZS_FAULT_ALLOC) ? NULL : calloc(1, bytes);
 	if (!z)
 		goto fail;
 	z->freeobj = OBJ_NONE;

@@ -27,6 +27,7 @@
 #endif
 
 #include "codec.h"
+#include "../fault.h"
 
 #if CODEC_DST_SIZE < ZSRAM_PAGE_SIZE + ZSRAM_PAGE_SIZE / 16 + 64 + 3
 #error "CODEC_DST_SIZE below lzo1x's worst case for a page"
@@ -299,7 +300,7 @@ static struct codec_tls *tls_create(void)
 	pthread_once(&tls_key_once, tls_key_make);
 	if (tls_key_err)
 		return NULL;
-	t = aligned_alloc(64, (sizeof(*t) + 63) / 64 * 64);
+	t = fault(ZS_FAULT_ALLOC) ? NULL : aligned_alloc(64, (sizeof(*t) + 63) / 64 * 64);
 	if (!t)
 		return NULL;
 	memset(t->ctx, 0, sizeof(t->ctx));

@@ -62,6 +62,7 @@
 #include "atomics.h"
 #include "codec.h"
 #include "zsram_internal.h"
+#include "../fault.h"
 
 /*
  * Slot flags word:
@@ -514,7 +515,7 @@ ZSRAM_EXPORT struct zsram *zsram_create(const struct zsram_config *config)
 		errno = EINVAL;
 		return NULL;
 	}
-	zr = aligned_alloc(64, sizeof(*zr));
+	zr = fault(ZS_FAULT_ALLOC) ? NULL : aligned_alloc(64, sizeof(*zr));
 	if (!zr) {
 		errno = ENOMEM;
 		return NULL;
@@ -535,8 +536,9 @@ ZSRAM_EXPORT struct zsram *zsram_create(const struct zsram_config *config)
 		zr->mem_limit = UINT64_MAX / ZSRAM_PAGE_SIZE * ZSRAM_PAGE_SIZE;
 	zr->slots_bytes = (size_t)nr_pages * sizeof(struct zsram_slot);
 	/* zero pages on demand: a large, mostly unused disk costs no memory */
-	zr->slots = mmap(NULL, zr->slots_bytes, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	zr->slots = fault(ZS_FAULT_MAP) ? MAP_FAILED
+					: mmap(NULL, zr->slots_bytes, PROT_READ | PROT_WRITE,
+					       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (zr->slots == MAP_FAILED) {
 		free(zr);
 		errno = ENOMEM;
