@@ -36,6 +36,7 @@
 
 #include "zsmalloc.h"
 #include "zsram.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -52,49 +53,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define KNOWN_POOL     0x3fu /* ZS_POOL_* */
 #define KNOWN_STORE    0x0fu /* ZSRAM_* */
 #define MAX_CHAIN      16
-#ifndef ZS_DEFERRED_MAX_ENTRIES
-/*
- * XXX issue 18.5: this library accepts any deferred_buffer_size and
- * deferred_spares and allocates spares x buffer size entries at the first
- * deferred free (1e9 spares asks for terabytes). Until it bounds them
- * (EINVAL), the fuzzer keeps both at or below this, ZS_DEFERRED_NO_SPARES
- * aside. A zsmalloc.h with ZS_DEFERRED_MAX_* (the bounds) turns the clamp
- * off and values past the bounds into bad configurations; remove this
- * branch once every tree has them.
- */
-#define DEFERRED_CLAMP 4096u
-#endif
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static unsigned get8(struct input *in)
-{
-	if (!in->n)
-		return 0;
-	in->n--;
-	return *in->p++;
-}
-
-static unsigned get16(struct input *in)
-{
-	unsigned lo = get8(in);
-	return lo | get8(in) << 8;
-}
-
-static uint32_t get32(struct input *in)
-{
-	uint32_t lo = get16(in);
-	return lo | (uint32_t)get16(in) << 16;
-}
-
-static uint64_t get64(struct input *in)
-{
-	uint64_t lo = get32(in);
-	return lo | (uint64_t)get32(in) << 32;
-}
 
 /* A value by mode: 0 (the default), small, larger, or raw. */
 static uint64_t get_val(struct input *in)
@@ -111,14 +69,6 @@ static uint64_t get_val(struct input *in)
 	}
 }
 
-static uint64_t mix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static void fill(unsigned char *p, size_t n, uint64_t seed)
 {
 	for (size_t i = 0; i < n; i += 8) {
@@ -127,20 +77,6 @@ static void fill(unsigned char *p, size_t n, uint64_t seed)
 	}
 }
 
-#ifdef DEFERRED_CLAMP
-static unsigned clamp_deferred(uint64_t v)
-{
-	if ((uint32_t)v == ZS_DEFERRED_NO_SPARES)
-		return ZS_DEFERRED_NO_SPARES;
-	return (unsigned)(v % (DEFERRED_CLAMP + 1));
-}
-
-static bool deferred_bad(const struct zs_pool_config *pc)
-{
-	(void)pc;
-	return false;
-}
-#else
 /* any value: the library refuses those past its bounds */
 static unsigned clamp_deferred(uint64_t v)
 {
@@ -157,7 +93,6 @@ static bool deferred_bad(const struct zs_pool_config *pc)
 	return size > ZS_DEFERRED_MAX_BUFFER || spares > ZS_DEFERRED_MAX_SPARES ||
 	       size * spares > ZS_DEFERRED_MAX_ENTRIES;
 }
-#endif
 
 static void pool_config_from(struct input *in, struct zs_pool_config *pc)
 {

@@ -70,6 +70,7 @@
 #include <time.h>
 
 #include "zsmalloc.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -130,11 +131,6 @@ struct obj {
 	unsigned char data[ZS_MAX_ALLOC_SIZE];
 };
 
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
 /* A pool kept between inputs; empty whenever no input runs. */
 struct cached_pool {
 	struct zs_pool *pool; /* NULL: unused entry */
@@ -192,36 +188,6 @@ static unsigned char scratch2[ZS_MAX_ALLOC_SIZE + 64];
 static unsigned char local[ZS_MAX_ALLOC_SIZE + 64];
 static char dump[64 * 1024];
 static char dump_small[256];
-
-static unsigned get8(struct input *in)
-{
-	if (!in->n)
-		return 0;
-	in->n--;
-	return *in->p++;
-}
-
-static unsigned get16(struct input *in)
-{
-	unsigned lo = get8(in);
-	return lo | get8(in) << 8;
-}
-
-static uint64_t get64(struct input *in)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)get8(in) << (8 * i);
-	return v;
-}
-
-static uint64_t mix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 /* The bytes version 'version' of handle h writes, 'len' of them. */
 static void pattern(unsigned char *buf, size_t len, unsigned long h, uint32_t version)

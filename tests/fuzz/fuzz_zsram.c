@@ -55,6 +55,7 @@
 
 #include "zsmalloc.h"
 #include "zsram.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -141,41 +142,6 @@ static double now_ms(void)
 }
 
 static unsigned char iobuf[MAX_IO + 64], readbuf[MAX_IO + 64], pagebuf[PAGE];
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static unsigned get8(struct input *in)
-{
-	if (!in->n)
-		return 0;
-	in->n--;
-	return *in->p++;
-}
-
-static unsigned get16(struct input *in)
-{
-	unsigned lo = get8(in);
-	return lo | get8(in) << 8;
-}
-
-static uint64_t get64(struct input *in)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)get8(in) << (8 * i);
-	return v;
-}
-
-static uint64_t mix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 static void fill_random(unsigned char *p, size_t n, uint64_t *s)
 {
