@@ -969,6 +969,31 @@ void arena_fork_lock(struct arena *a)
 		pthread_cond_wait(&a->idle, &a->lock);
 }
 
+/*
+ * fork(), phase 1 (before the pool's other locks): keeps the worker from
+ * starting a decay and waits for one in progress -- it takes class locks
+ * and frees zspages it has unlinked, so it must finish before phase 2
+ * takes those locks (and a child must not inherit a zspage it was about
+ * to free). fork_pause stays set until arena_fork_release().
+ */
+void arena_fork_quiesce(struct arena *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->fork_pause = true;
+	while (a->decay_busy)
+		pthread_cond_wait(&a->idle, &a->lock);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Returns once no decay release is in progress (zs_pool_trim). */
+void arena_decay_wait(struct arena *a)
+{
+	pthread_mutex_lock(&a->lock);
+	while (a->decay_busy)
+		pthread_cond_wait(&a->idle, &a->lock);
+	pthread_mutex_unlock(&a->lock);
+}
+
 void arena_fork_release(struct arena *a, bool child)
 {
 	a->fork_pause = false;

@@ -9,15 +9,18 @@
  * lost to it. So, like malloc, the library quiesces every pool before
  * fork() and lets go after it, in both processes:
  *
- *   prepare, phase 1 (per pool): stop long runs -- set fork_pending (a
+ *   prepare, phase 1 (per pool): stop long runs -- the arena worker's
+ *     decay finishes and no new one starts; set fork_pending (a
  *     running zs_compact or zs_defrag stops at its next batch), then take
  *     compact_lock, defrag_lock, setup_lock and the drainer's pass_lock,
  *     each held by its run from start to end: once all are ours, no
  *     compaction, defragmentation, deferred-state setup or drain pass is
- *     in progress.
+ *     in progress; then close the build gate and wait for the zspages
+ *     being built with no lock held (pool_build_begin()).
  *   prepare, phase 2 (per pool): the data locks, in the lock order of
  *     internal.h: deferred.lock, migrate_lock, every class lock, the handle
- *     table's lock, the arena lock (taken once no page is in transit).
+ *     table's lock, the arena lock (taken once no zspage is half freed and
+ *     no page is in transit).
  *   parent: release all. child: release all, and note that the helper
  *     threads (drainer, arena worker, compactor) stayed in the parent --
  *     the child frees deferred handles synchronously, starts an arena
@@ -29,13 +32,17 @@
  * unless it holds no pool lock: zs_free_deferred's fast path (its entry
  * is in the child or not, whole) and a read or write between taking the
  * zspage lock and dropping it (the child keeps that zspage read-locked:
- * compaction and migration skip it there).
+ * compaction and migration skip it there). A zspage that a zs_free
+ * emptied and unlinked is freed outside every lock: fork() waits for
+ * those (pool->dying).
  *
  * Registration order matters (prepare handlers run last-registered
  * first, parent and child handlers first-registered first): liburcu's
  * handlers go in before the pools', so the pools are quiesced while RCU
  * works and let go after it works again.
  */
+#include <sched.h>
+
 #include "internal.h"
 
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -44,10 +51,17 @@ static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
 
 static void pool_quiesce(struct zs_pool *pool)
 {
+	/* first: the arena worker's decay takes the locks below */
+	arena_fork_quiesce(&pool->arena);
 	store_relaxed(&pool->fork_pending, true);
 	pthread_mutex_lock(&pool->compact_lock);
 	pthread_mutex_lock(&pool->defrag_lock);
 	deferred_fork_quiesce(pool);
+	/* no zspage being built with no lock held (pool_build_begin()):
+	 * seq_cst store of the gate, then seq_cst reads of the count */
+	__atomic_store_n(&pool->build_gate, true, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&pool->building, __ATOMIC_SEQ_CST))
+		sched_yield();
 }
 
 static void pool_lock_all(struct zs_pool *pool)
@@ -57,6 +71,12 @@ static void pool_lock_all(struct zs_pool *pool)
 	for (unsigned k = 0; k < pool->nr_classes; k++)
 		zs_mutex_lock(&pool->classes[k].lock);
 	pthread_mutex_lock(&pool->handles.lock);
+	/* no zspage dies now (that takes a class lock); those that died just
+	 * before -- a zs_free that emptied one and released its class lock --
+	 * are finishing with the arena lock alone, which is not ours yet: a
+	 * child must not inherit one half freed */
+	while (load_acquire(&pool->dying)) /* pairs with zspage_destroy() */
+		sched_yield();
 	arena_fork_lock(&pool->arena);
 }
 
@@ -82,6 +102,8 @@ static void pool_release(struct zs_pool *pool, bool child)
 	pthread_mutex_unlock(&pool->defrag_lock);
 	pthread_mutex_unlock(&pool->compact_lock);
 	store_relaxed(&pool->fork_pending, false);
+	/* release: pairs with pool_build_begin()'s acquire wait */
+	__atomic_store_n(&pool->build_gate, false, __ATOMIC_RELEASE);
 }
 
 static void fork_prepare(void)

@@ -456,6 +456,13 @@ struct zs_pool {
 	unsigned long compactions;     /* atomic, relaxed: statistics */
 	unsigned long zspage_bytes;    /* descriptor memory; atomic, relaxed: statistics */
 	unsigned long spare_pages;     /* pages of spare zspages; atomic (budget RMW) */
+	unsigned long building;        /* zs_malloc calls building a zspage with no lock
+					  held; see pool_build_begin() */
+	bool build_gate;               /* set by the fork handler: no build starts */
+	unsigned long dying;           /* zspages unlinked (dead) whose pages are not back in
+					  the arena yet: fetch_add under their class lock,
+					  fetch_sub_release when zspage_destroy() is done;
+					  the fork handler waits for 0 (load_acquire) */
 	pthread_mutex_t compact_lock;  /* held by zs_compact for its whole run (a second
 					  one's trylock fails: it returns 0), and across
 					  fork() */
@@ -543,6 +550,10 @@ size_t arena_metadata_bytes(struct arena *a);
 /* fork(): with the pool's class locks held, takes the arena lock once no
  * page is in transit; release drops it (child: the worker is gone). */
 void arena_fork_lock(struct arena *a);
+/* fork() phase 1: no decay starts, and the one in progress has finished. */
+void arena_fork_quiesce(struct arena *a);
+/* Waits for a decay release in progress, if any. */
+void arena_decay_wait(struct arena *a);
 void arena_fork_release(struct arena *a, bool child);
 unsigned long arena_resident_pages(struct arena *a);
 /* The cache's capacity now, and the resident free pages it holds (for tests). */
@@ -794,6 +805,9 @@ struct zspage *pool_take_spare_locked(struct zs_pool *pool, struct size_class *c
 bool pool_release_idle(struct zs_pool *pool);
 /* Frees n handles, grouping runs of one class under one lock hold. */
 void pool_free_batch(struct zs_pool *pool, unsigned long *handles, size_t n);
+/* Brackets a zspage build done with no lock held (fork.c waits for them). */
+void pool_build_begin(struct zs_pool *pool);
+void pool_build_end(struct zs_pool *pool);
 /* Adds to / subtracts from pages_allocated; false if over max_pages. */
 bool pool_reserve_pages(struct zs_pool *pool, unsigned n);
 void pool_unreserve_pages(struct zs_pool *pool, unsigned n);

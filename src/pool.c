@@ -16,6 +16,7 @@
  *               (seeds 003, 004).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,33 @@ void pool_report_invalid(struct zs_pool *pool, const char *op, unsigned long han
 		"(never allocated, already freed, stale or forged)\n",
 		pool->name, op, handle);
 	abort();
+}
+
+/*
+ * A zspage is built with no lock held (zs_malloc drops the class lock);
+ * a fork() in the middle would leave the child a zspage that is in no
+ * list, its pages and a handle slot with it. The fork handler closes the
+ * gate and waits for the builds in progress; a build that finds the gate
+ * closed waits (yielding: forks are rare) until it reopens. The counter
+ * is fetch_add'ed before the gate is read, and the handler stores the gate
+ * before reading the counter, both seq_cst: one of the two sees the other.
+ */
+void pool_build_begin(struct zs_pool *pool)
+{
+	for (;;) {
+		__atomic_fetch_add(&pool->building, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&pool->build_gate, __ATOMIC_SEQ_CST))
+			return;
+		pool_build_end(pool);
+		while (__atomic_load_n(&pool->build_gate, __ATOMIC_ACQUIRE))
+			sched_yield();
+	}
+}
+
+void pool_build_end(struct zs_pool *pool)
+{
+	/* release: the built zspage is linked before the handler sees 0 */
+	fetch_sub_release(&pool->building, 1);
 }
 
 bool pool_reserve_pages(struct zs_pool *pool, unsigned n)
@@ -244,14 +272,18 @@ static unsigned long pool_malloc(struct zs_pool *pool, size_t size, const void *
 	if (!z) {
 		/* build the zspage outside the class lock; the slot is ours */
 		zs_mutex_unlock(&class->lock);
+		pool_build_begin(pool);
 		z = zspage_create(pool, class);
 		zs_mutex_lock(&class->lock);
+		if (z) {
+			zspage_link_locked(class, z);
+			class->objs_allocated += class->objs_per_zspage;
+		}
+		pool_build_end(pool);
 		if (!z) {
 			handle_unalloc_locked(&pool->handles, class, handle);
 			goto nomem;
 		}
-		zspage_link_locked(class, z);
-		class->objs_allocated += class->objs_per_zspage;
 	}
 	if (z->spare) {
 		z->spare = false;
@@ -353,6 +385,7 @@ struct zspage *pool_retire_locked(struct zs_pool *pool, struct size_class *class
 	}
 	zspage_unlink_locked(class, z);
 	z->dead = true;
+	fetch_add_relaxed(&pool->dying, 1); /* until zspage_destroy() is done */
 	class->objs_allocated -= class->objs_per_zspage;
 	return z;
 }
@@ -741,4 +774,7 @@ ZS_EXPORT void zs_pool_trim(struct zs_pool *pool)
 		return;
 	pool_release_idle(pool);
 	arena_trim(&pool->arena);
+	/* a decay running meanwhile may have taken a spare before us: what
+	 * it frees is freed when this returns */
+	arena_decay_wait(&pool->arena);
 }

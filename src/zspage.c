@@ -75,6 +75,9 @@ void zspage_destroy(struct zs_pool *pool, struct zspage *z)
 	pool_unreserve_pages(pool, n);
 	fetch_sub_relaxed(&pool->zspage_bytes, sizeof(struct zspage) + n * sizeof(uint32_t));
 	zs_rcu_free_zspage(z);
+	/* release: the fork handler that sees the count drop (its acquire)
+	 * sees the pages back in the arena and the accounting done */
+	fetch_sub_release(&pool->dying, 1);
 }
 
 void zspage_link_locked(struct size_class *class, struct zspage *z)

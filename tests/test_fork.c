@@ -14,7 +14,11 @@
  *     pages (a compaction running in the parent at fork() used to leave
  *     the child's pool "compacting" forever, so it returned 0);
  *   - trims, defragments, frees deferred and destroys the pool (a lock held
- *     by a parent thread at fork() used to hang the child here).
+ *     by a parent thread at fork() used to hang the child here);
+ *   - finds every page either pool counts in a linked zspage: a second pool
+ *     decays all the time (decay_ms = 1), and a zspage that a decay, a
+ *     trim or a free had unlinked but not yet freed at fork() used to stay
+ *     counted, and lost, in the child.
  *
  *   test_fork [--forks N] [--threads N]
  */
@@ -25,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "zsmalloc.h"
@@ -46,6 +51,7 @@ const char *__tsan_default_options(void)
 enum { ANCHORS = 2000, BURST = 3000, CHILD_OBJS = 4000, CHILD_SIZE = 300 };
 
 static struct zs_pool *pool;
+static struct zs_pool *decaying; /* decay_ms = 1: the arena worker releases all the time */
 static int stop; /* atomic: __atomic builtins */
 static unsigned long anchors[ANCHORS];
 
@@ -85,6 +91,58 @@ static void *churn(void *arg)
 	return NULL;
 }
 
+/* Builds zspages, frees them (spares, cached pages) and lets the pool go
+ * idle until its worker has decayed something: the decay runs at forks. */
+static void *decay_loop(void *arg)
+{
+	static unsigned long h[200];
+	char buf[3000];
+
+	(void)arg;
+	memset(buf, 0x11, sizeof(buf));
+	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+		struct zs_pool_stats st;
+		unsigned long decayed;
+
+		for (int i = 0; i < 200; i++)
+			if (!(h[i] = zs_malloc_write(decaying, buf, 100 + (size_t)i * 13)))
+				die("zs_malloc_write failed in the decay loop");
+		for (int i = 0; i < 200; i++)
+			zs_free(decaying, h[i]);
+		zs_pool_stats(decaying, &st);
+		decayed = st.pages_decayed;
+		for (int spin = 0; spin < 100000 && st.pages_decayed == decayed &&
+				   !__atomic_load_n(&stop, __ATOMIC_RELAXED);
+		     spin++) {
+			sched_yield();
+			zs_pool_stats(decaying, &st);
+		}
+	}
+	return NULL;
+}
+
+/* Every page the pool counts is in a linked zspage: none was half freed
+ * (unlinked, its pages not back) when the fork happened. */
+static int pages_consistent(struct zs_pool *p, const char *name)
+{
+	struct zs_pool_stats st;
+	unsigned long sum = 0;
+
+	zs_pool_stats(p, &st);
+	for (unsigned i = 0; i < zs_class_count(p); i++) {
+		struct zs_class_stats cs;
+
+		if (zs_class_stats(p, i, &cs) == 0)
+			sum += cs.pages_used;
+	}
+	if (sum != st.pages_allocated) {
+		fprintf(stderr, "child: pool %s counts %lu pages, its zspages hold %lu\n", name,
+			st.pages_allocated, sum);
+		return 0;
+	}
+	return 1;
+}
+
 static void *defrag_loop(void *arg)
 {
 	(void)arg;
@@ -120,6 +178,9 @@ static int child_checks(void)
 	char buf[1024];
 
 	alarm(20); /* a hang is a failure, not a stuck test */
+
+	if (!pages_consistent(pool, "fork") || !pages_consistent(decaying, "decay"))
+		return 6;
 
 	if (ZS_TEST_TSAN) {
 		/* TSan cannot start a thread in the child of a multi-threaded
@@ -168,7 +229,8 @@ int main(int argc, char **argv)
 		.compact_threshold = 8,
 		.deferred_buffer_size = 256,
 	};
-	pthread_t tids[8], defrag;
+	pthread_t tids[8], defrag, decay;
+	struct zs_pool_config dcfg = { .decay_ms = 1 };
 	char buf[1024];
 
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -193,6 +255,9 @@ int main(int argc, char **argv)
 			die("pthread_create");
 	if (pthread_create(&defrag, NULL, defrag_loop, NULL))
 		die("pthread_create");
+	if (!(decaying = zs_create_pool_ex("decay", &dcfg)) ||
+	    pthread_create(&decay, NULL, decay_loop, NULL))
+		die("decaying pool");
 
 	int failed = 0;
 	for (int f = 0; f < forks && !failed; f++) {
@@ -231,6 +296,8 @@ int main(int argc, char **argv)
 	for (int t = 0; t < threads; t++)
 		pthread_join(tids[t], NULL);
 	pthread_join(defrag, NULL);
+	pthread_join(decay, NULL);
+	zs_destroy_pool(decaying);
 	zs_free_deferred_flush(pool);
 	for (int i = 0; i < ANCHORS; i++)
 		zs_free(pool, anchors[i]);

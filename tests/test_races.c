@@ -58,7 +58,7 @@ static void disarm(void)
 
 static uint32_t pfn_of(struct zs_pool *pool, unsigned long handle)
 {
-	uint64_t obj;
+	uint64_t obj = 0; /* set by the lookup the assertion checks */
 
 	assert_int_equal(handle_lookup(&pool->handles, handle, &obj, NULL), 0);
 	return obj_pfn(obj);
