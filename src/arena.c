@@ -816,12 +816,18 @@ void arena_set_decay(struct arena *a, bool (*fn)(void *ctx), void *ctx)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* Waits, with a->lock held, until no decay release is in progress. */
+static void decay_wait_locked(struct arena *a)
+{
+	while (a->decay_busy)
+		pthread_cond_wait(&a->idle, &a->lock);
+}
+
 void arena_decay_stop(struct arena *a)
 {
 	pthread_mutex_lock(&a->lock);
 	a->decay_fn = NULL;
-	while (a->decay_busy)
-		pthread_cond_wait(&a->idle, &a->lock);
+	decay_wait_locked(a);
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -980,8 +986,7 @@ void arena_fork_quiesce(struct arena *a)
 {
 	pthread_mutex_lock(&a->lock);
 	a->fork_pause = true;
-	while (a->decay_busy)
-		pthread_cond_wait(&a->idle, &a->lock);
+	decay_wait_locked(a);
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -989,8 +994,7 @@ void arena_fork_quiesce(struct arena *a)
 void arena_decay_wait(struct arena *a)
 {
 	pthread_mutex_lock(&a->lock);
-	while (a->decay_busy)
-		pthread_cond_wait(&a->idle, &a->lock);
+	decay_wait_locked(a);
 	pthread_mutex_unlock(&a->lock);
 }
 
