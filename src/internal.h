@@ -803,6 +803,12 @@ struct zspage *pool_take_spare_locked(struct zs_pool *pool, struct size_class *c
  * and zs_pool_trim() before giving the arena's cache back.
  */
 bool pool_release_idle(struct zs_pool *pool);
+/*
+ * Frees every spare zspage, for an allocation the page limit refuses:
+ * spares are a cache and must not be why the pool runs out. No lock held.
+ * Returns whether it freed any.
+ */
+bool pool_drop_spares(struct zs_pool *pool);
 /* Frees n handles, grouping runs of one class under one lock hold. */
 void pool_free_batch(struct zs_pool *pool, unsigned long *handles, size_t n);
 /* Brackets a zspage build done with no lock held (fork.c waits for them). */

@@ -746,23 +746,39 @@ ZS_EXPORT unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int 
 	return pool ? pool_class(pool, size)->index : ZS_NO_CLASS;
 }
 
+/* Frees the class's spare zspage, if any, and with handles its handle
+ * cache. No lock held. Returns whether there was a spare. */
+static bool class_release_idle(struct zs_pool *pool, struct size_class *class, bool handles)
+{
+	struct zspage *z;
+
+	zs_mutex_lock(&class->lock);
+	z = pool_take_spare_locked(pool, class);
+	/* cached slots may sit anywhere in the table: back to the global
+	 * list, so that its free tail can shrink */
+	if (handles)
+		handle_cache_drain_locked(&pool->handles, class);
+	zs_mutex_unlock(&class->lock);
+	if (z)
+		zspage_destroy(pool, z);
+	return z != NULL;
+}
+
+bool pool_drop_spares(struct zs_pool *pool)
+{
+	bool freed = false;
+
+	for (unsigned k = 0; k < pool->nr_classes && load_relaxed(&pool->spare_pages); k++)
+		freed |= class_release_idle(pool, &pool->classes[k], false);
+	return freed;
+}
+
 bool pool_release_idle(struct zs_pool *pool)
 {
 	bool more;
 
-	for (unsigned k = 0; k < pool->nr_classes; k++) {
-		struct size_class *class = &pool->classes[k];
-		struct zspage *z;
-
-		zs_mutex_lock(&class->lock);
-		z = pool_take_spare_locked(pool, class);
-		/* cached slots may sit anywhere in the table: back to the
-		 * global list, so that its free tail can shrink */
-		handle_cache_drain_locked(&pool->handles, class);
-		zs_mutex_unlock(&class->lock);
-		if (z)
-			zspage_destroy(pool, z);
-	}
+	for (unsigned k = 0; k < pool->nr_classes; k++)
+		class_release_idle(pool, &pool->classes[k], true);
 	handle_table_shrink(&pool->handles);
 	more = deferred_trim(pool);
 	return more || load_relaxed(&pool->spare_pages) != 0;

@@ -35,7 +35,8 @@ struct zspage *zspage_create(struct zs_pool *pool, struct size_class *class)
 	size_t bytes = sizeof(struct zspage) + n * sizeof(uint32_t);
 	struct zspage *z;
 
-	if (!pool_reserve_pages(pool, n))
+	/* at the page limit, spare zspages give their pages up first */
+	if (!pool_reserve_pages(pool, n) && !(pool_drop_spares(pool) && pool_reserve_pages(pool, n)))
 		return NULL;
 	z = fault(ZS_FAULT_ALLOC) ? NULL : calloc(1, bytes);
 	if (!z)

@@ -290,6 +290,48 @@ static void test_max_pages(void **state)
 	zs_destroy_pool(pool);
 }
 
+/*
+ * Spare zspages count in the pool's pages but are a cache: an allocation
+ * that the page limit refuses frees them first. Before, a pool at its
+ * limit refused allocations while emptied zspages of other classes sat
+ * idle (up to POOL_SPARE_PAGES pages).
+ */
+static void test_max_pages_spares(void **state)
+{
+	struct zs_pool_config cfg = { .max_pages = 16 };
+	struct zs_pool *pool = zs_create_pool_ex("limited-spares", &cfg);
+	struct zs_pool_stats s;
+	unsigned long h[64];
+	int n = 0;
+
+	(void)state;
+	/* a spare in the 100-byte class: allocate one object, free it */
+	h[0] = zs_malloc(pool, 100);
+	assert_true(h[0] != 0);
+	zs_free(pool, h[0]);
+	zs_pool_stats(pool, &s);
+	assert_true(s.pages_spare > 0);
+	assert_int_equal(s.pages_allocated, s.pages_spare);
+	/* huge objects (a page each) up to the limit: the spare goes first */
+	for (;;) {
+		errno = 0;
+		unsigned long x = zs_malloc(pool, 4000);
+		if (!x) {
+			assert_int_equal(errno, ENOMEM);
+			break;
+		}
+		h[n++] = x;
+		assert_true(n < 64);
+	}
+	zs_pool_stats(pool, &s);
+	assert_int_equal(s.pages_spare, 0);
+	assert_int_equal(n, 16);
+	assert_int_equal(zs_get_total_pages(pool), 16);
+	for (int i = 0; i < n; i++)
+		zs_free(pool, h[i]);
+	zs_destroy_pool(pool);
+}
+
 static void test_arguments(void **state)
 {
 	struct zs_pool *pool = zs_create_pool("args");
@@ -817,6 +859,7 @@ int main(void)
 		cmocka_unit_test(test_every_size),    cmocka_unit_test(test_prefix_access),
 		cmocka_unit_test(test_straddle_copy), cmocka_unit_test(test_huge_class),
 		cmocka_unit_test(test_fullness),      cmocka_unit_test(test_max_pages),
+		cmocka_unit_test(test_max_pages_spares),
 		cmocka_unit_test(test_arguments),     cmocka_unit_test(test_stats_dump),
 		cmocka_unit_test(test_null_arguments), cmocka_unit_test(test_deferred_bounds),
 		cmocka_unit_test(test_trim_unmaps_chunks),
