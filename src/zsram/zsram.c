@@ -534,16 +534,6 @@ ZSRAM_EXPORT struct zsram *zsram_create(const struct zsram_config *config)
 			ZSRAM_PAGE_SIZE;
 	if (config->mem_limit && !zr->mem_limit) /* rounded past UINT64_MAX */
 		zr->mem_limit = UINT64_MAX / ZSRAM_PAGE_SIZE * ZSRAM_PAGE_SIZE;
-	zr->slots_bytes = (size_t)nr_pages * sizeof(struct zsram_slot);
-	/* zero pages on demand: a large, mostly unused disk costs no memory */
-	zr->slots = fault(ZS_FAULT_MAP) ? MAP_FAILED
-					: mmap(NULL, zr->slots_bytes, PROT_READ | PROT_WRITE,
-					       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (zr->slots == MAP_FAILED) {
-		free(zr);
-		errno = ENOMEM;
-		return NULL;
-	}
 	zr->sync_free = config->flags & ZSRAM_SYNC_FREE;
 	if (config->pool) {
 		/* field by field: max_pages is ours (mem_limit) */
@@ -560,13 +550,25 @@ ZSRAM_EXPORT struct zsram *zsram_create(const struct zsram_config *config)
 		pc.flags |= ZS_POOL_HUGEPAGES;
 	if (config->flags & ZSRAM_NO_SPARE)
 		pc.flags |= ZS_POOL_NO_SPARE;
-	/* it validates pc: a bad chain_size or unknown flag is EINVAL */
+	/* the pool before the slots: it validates pc (a bad chain_size or
+	 * unknown flag is EINVAL), and a bad configuration is EINVAL even
+	 * with a disk too large to map */
 	zr->pool = zs_create_pool_ex("zsram", &pc);
 	if (!zr->pool) {
 		err = errno;
-		munmap(zr->slots, zr->slots_bytes);
 		free(zr);
 		errno = err;
+		return NULL;
+	}
+	zr->slots_bytes = (size_t)nr_pages * sizeof(struct zsram_slot);
+	/* zero pages on demand: a large, mostly unused disk costs no memory */
+	zr->slots = fault(ZS_FAULT_MAP) ? MAP_FAILED
+					: mmap(NULL, zr->slots_bytes, PROT_READ | PROT_WRITE,
+					       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (zr->slots == MAP_FAILED) {
+		zs_destroy_pool(zr->pool);
+		free(zr);
+		errno = ENOMEM;
 		return NULL;
 	}
 	zr->huge_size = zs_huge_class_size(zr->pool);

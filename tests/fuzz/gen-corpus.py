@@ -356,7 +356,10 @@ CONFIG_SEEDS = {
     "store-flags": store_cfg(flags=0x0f),
     "store-flag-bad": store_cfg(flags=0x10),
     "store-pool": store_cfg(pool={"chain": 4, "flags": 0x20, "dbuf": 3, "spares": 2}),
-    "store-pool-bad": store_cfg(pool={"chain": 40}),
+    "store-pool-bad": store_cfg(pool={"chain": 100}),  # > 64: taken as is
+    # a bad pool configuration is EINVAL even when the disk's slots cannot
+    # be mapped (2^61 bytes): that was ENOMEM, the slots came first
+    "store-pool-bad-disk-huge": store_cfg(disk=(3, 1 << 61), pool={"chain": 100}),
 }
 
 # ---------------------------------------------------------------------
