@@ -8,14 +8,21 @@
  * drain and arena threads) per input held the fuzzer to ~55 inputs/s. The
  * process keeps one pool per configuration (byte 0 selects one of 128),
  * created when an input first selects it. At the end of each input every
- * live object is verified and freed, queued deferred frees are flushed,
- * the pool is trimmed, and it must then be empty -- no object, no page, no
- * spare zspage, no resident page, no committed chunk, every class at zero
- * -- so each input starts from the state a new pool has, and the reset
- * itself is checked. What a reused pool does not forget (handle
+ * live object is verified and freed and queued deferred frees are flushed;
+ * then no object may be left. Bit 7 of byte 0 chooses what else: set, the
+ * pool is trimmed and must then be empty -- no page, no spare zspage, no
+ * resident page, no committed chunk, every class at zero -- so that the
+ * next input starts from the state a new pool has; clear, the pool keeps
+ * its spare zspages and the arena's cache of resident pages for the next
+ * input, as a busy pool does between bursts. A trim per input made the
+ * next input fault every page in again (the arena's worker prefaults the
+ * cache, the trim gives it back): most of the fuzzer's system time, and
+ * a zspage build in each input's first allocation of every class. What a
+ * reused pool does not forget (handle
  * generations, the high-water mark, cumulative counters, the fuzzer
- * thread's deferred-free buffer) is what a long-lived pool has too;
- * counters are checked as differences from the input's start.
+ * thread's deferred-free buffer, and those pages) is what a long-lived
+ * pool has too; counters are checked as differences from the input's
+ * start.
  *
  * Environment: FUZZ_POOL_FRESH=1 creates and destroys a pool per input,
  * as before, to tell whether a failure needs an earlier input's leftovers
@@ -26,7 +33,9 @@
  *
  * Input format (bytes past the end read as 0):
  *
- *   byte 0   the pool configuration, one of 128 (bit 7 is ignored):
+ *   byte 0   the pool configuration, one of 128 (bits 0-6), and the end of
+ *            the input (bit 7: trim, and check that the pool is empty;
+ *            otherwise it keeps its spare and cached pages):
  *            chain size - 1 (bits 0-3), ZS_POOL_RETURN_ERRORS (bit 4),
  *            ZS_POOL_NO_SPARE (bit 5), "tight" (bit 6): a page limit of
  *            16..1036 pages and small deferred-free buffers (1..7 entries
@@ -145,6 +154,7 @@ struct state {
 	struct zs_pool *pool;
 	struct zs_pool_config cfg;
 	bool return_errors;
+	bool trim_at_end; /* byte 0, bit 7: the reset trims, and checks the pool empty */
 	const size_t *cap_of_index; /* the cached pool's table */
 	/* the pool's cumulative counters when the input started */
 	unsigned long invalid0, deferred0;
@@ -911,8 +921,11 @@ static void pool_setup(struct input *in)
 	struct cached_pool *e;
 	struct zs_pool_stats s;
 
+	unsigned b = get8(in);
+
 	memset(&st, 0, offsetof(struct state, live));
-	config_decode(get8(in) % NR_CONFIGS, &st.cfg);
+	config_decode(b % NR_CONFIGS, &st.cfg);
+	st.trim_at_end = b & 0x80;
 	st.return_errors = st.cfg.flags & ZS_POOL_RETURN_ERRORS;
 	e = pool_get(&st.cfg);
 	st.entry = e;
@@ -954,23 +967,47 @@ static void check_empty(void)
 }
 
 /*
- * Ends an input: everything verified, then freed; the pool left empty.
+ * After the input's last free, without a trim: no object is left, and the
+ * only pages are those of spare zspages (one per class at most).
+ */
+static void check_no_objects(void)
+{
+	struct zs_pool_stats s;
+
+	CHECK(st.nlive == 0 && st.npending == 0 && nknown == 0);
+	zs_pool_stats(st.pool, &s);
+	CHECK(s.objs_used == 0);
+	CHECK(s.pages_allocated == s.pages_spare);
+	CHECK(zs_get_total_pages(st.pool) == s.pages_allocated);
+	if (st.cfg.flags & ZS_POOL_NO_SPARE)
+		CHECK(s.pages_allocated == 0 && s.objs_allocated == 0);
+}
+
+/*
+ * Ends an input: everything verified, then freed; the pool left without
+ * objects, and empty if the input asks for it (st.trim_at_end).
  * Only what needs the pool's threads waits for them (a flush when the
  * input queued deferred frees; trim for a release in flight): on a busy
  * machine each such handoff costs a scheduling delay.
  */
 static void pool_reset(void)
 {
-	/* every live object intact after a flush and a trim (no operation
-	 * repairs one: intact then means intact before); the figures exact */
+	/* every live object intact after a flush (and a trim: no operation
+	 * repairs one, so intact then means intact before); the figures
+	 * exact */
 	if (st.deferred)
 		flush();
-	zs_pool_trim(st.pool);
+	if (st.trim_at_end)
+		zs_pool_trim(st.pool);
 	check_stats(true);
 	CHECK(st.nlive == 0 || zs_get_total_pages(st.pool) > 0);
 	verify_all();
 	for (unsigned i = st.nlive; i-- > 0;)
 		do_free(i, false);
+	if (!st.trim_at_end) {
+		check_no_objects();
+		return;
+	}
 	zs_pool_trim(st.pool);
 	check_stats(false); /* check_empty() sees every class at zero */
 	check_empty();

@@ -22,6 +22,7 @@ import sys
 RETURN_ERRORS = 0x10
 NO_SPARE = 0x20
 TIGHT = 0x40
+TRIM_AT_END = 0x80  # the input ends with a trim and checks the pool empty
 NO_SPARES = 0xFFFFFFFF  # ZS_DEFERRED_NO_SPARES
 
 
@@ -94,7 +95,7 @@ def op(code, *args):
 
 
 SEEDS = {
-    "malloc-sizes": cfg() + malloc(0) + malloc(1) + malloc(4096) + malloc(4097)
+    "malloc-sizes": cfg(flags=TRIM_AT_END) + malloc(0) + malloc(1) + malloc(4096) + malloc(4097)
     + malloc(4200) + malloc(3000) + write(4, 3000) + read(4, 3000),
     "malloc-write": cfg(chain=4) + malloc_write(0) + malloc_write(4097)
     + malloc_write(1) + malloc_write(1500) + malloc_write(1500) + malloc_write(4096)
@@ -118,33 +119,33 @@ SEEDS = {
     + op(OP_FREE_MANY, 1, 0xff) + op(OP_STATS, 0) + op(OP_FLUSH),
     "deferred-one-spare": tight(dbuf=4, spares=1) + burst(30, 90)
     + op(OP_FREE_MANY, 0, 0xaa) + op(OP_FREE_MANY, 0, 0x55) + op(OP_FLUSH_TRIM_CHECK),
-    "compact": cfg() + burst(32, 200) + burst(32, 200) + op(OP_FREE_MANY, 1, 0)
+    "compact": cfg(flags=TRIM_AT_END) + burst(32, 200) + burst(32, 200) + op(OP_FREE_MANY, 1, 0)
     + op(OP_COMPACT) + op(OP_FLUSH_TRIM_CHECK),
     "compact-chain1": cfg(chain=1) + burst(32, 700) + op(OP_FREE_MANY, 0, 0)
     + op(OP_COMPACT) + op(OP_STATS, 10),
     "compact-chain16": cfg(chain=16) + burst(32, 1000) + burst(32, 1000)
     + op(OP_FREE_MANY, 2, 0) + op(OP_COMPACT),
-    "defrag": cfg() + burst(32, 4000) + burst(32, 4000) + burst(32, 4000)
+    "defrag": cfg(flags=TRIM_AT_END) + burst(32, 4000) + burst(32, 4000) + burst(32, 4000)
     + op(OP_FREE_MANY, 2, 0) + op(OP_DEFRAG) + op(OP_FLUSH_TRIM_CHECK),
-    "defrag-two-chunks": cfg() + many(700, 4096) + op(OP_FREE_MANY, 0, 0)
+    "defrag-two-chunks": cfg(flags=TRIM_AT_END) + many(700, 4096) + op(OP_FREE_MANY, 0, 0)
     + op(OP_DEFRAG) + op(OP_STATS, 0) + op(OP_FLUSH_TRIM_CHECK),
     "defrag-small-objects": cfg(chain=2) + many(1024, 2500)
     + op(OP_FREE_MANY, 1, 0x0f) + op(OP_FLUSH) + op(OP_DEFRAG) + op(OP_COMPACT)
     + op(OP_DEFRAG),
     "defrag-read-hold": cfg() + many(640, 4096) + op(OP_FREE_MANY, 0, 0)
     + op(OP_READ_HOLD, 200, 1) + op(OP_READ_HOLD, 3, 1) + op(OP_DEFRAG),
-    "trim": cfg() + burst(4, 500) + op(OP_FREE_MANY, 0, 0) + op(OP_TRIM)
+    "trim": cfg(flags=TRIM_AT_END) + burst(4, 500) + op(OP_FREE_MANY, 0, 0) + op(OP_TRIM)
     + op(OP_FLUSH_TRIM_CHECK),
-    "no-spare": cfg(flags=NO_SPARE) + burst(6, 128) + op(OP_FREE_MANY, 0, 0)
+    "no-spare": cfg(flags=NO_SPARE | TRIM_AT_END) + burst(6, 128) + op(OP_FREE_MANY, 0, 0)
     + op(OP_FLUSH_TRIM_CHECK),
-    "page-limit": tight(max_pages=16) + burst(32, 4096) + burst(32, 4096)
+    "page-limit": tight(max_pages=16, flags=TRIM_AT_END) + burst(32, 4096) + burst(32, 4096)
     + op(OP_STATS, 0) + op(OP_COMPACT),
     "page-limit-mixed": tight(max_pages=28) + burst(32, 2000)
     + burst(32, 3000) + op(OP_FREE_MANY, 0, 0x0f) + burst(32, 3000),
     "stats-dump": cfg() + burst(5, 77) + op(OP_STATS, 0) + op(OP_STATS, 1) + op(OP_STATS, 100)
     + op(OP_STATS, 255),
-    "tight-limits": tight(max_pages=64, flags=NO_SPARE) + burst(32, 3000) + burst(32, 3000)
-    + op(OP_FREE_MANY, 0, 0xff) + burst(32, 3000) + op(OP_FLUSH) + op(OP_STATS, 0),
+    "tight-limits": tight(max_pages=64, flags=NO_SPARE | TRIM_AT_END) + burst(32, 3000)
+    + burst(32, 3000) + op(OP_FREE_MANY, 0, 0xff) + burst(32, 3000) + op(OP_FLUSH) + op(OP_STATS, 0),
     "read-hold": cfg() + burst(24, 300) + op(OP_FREE_MANY, 1, 0)
     + op(OP_READ_HOLD, 2, 0) + op(OP_READ_HOLD, 3, 1) + op(OP_READ_HOLD, 0, 2)
     + op(OP_READ_HOLD, 1, 3),
@@ -169,15 +170,15 @@ SEEDS = {
     "bad-zero": cfg(flags=RETURN_ERRORS) + op(OP_BAD_READ, 4) + u16(1)
     + op(OP_BAD_WRITE, 4) + u16(1) + op(OP_BAD_READ_END, 4),
     "bad-ignored-default": cfg() + burst(2, 60) + op(OP_FREE, 0) + op(OP_BAD_FREE, 0, 0),
-    "mixed": tight(flags=RETURN_ERRORS, dbuf=5, spares=2)
+    "mixed": tight(flags=RETURN_ERRORS | TRIM_AT_END, dbuf=5, spares=2)
     + burst(16, 333) + burst(16, 1200) + op(OP_FREE_MANY, 1, 0x33)
     + write(3, 200) + op(OP_COMPACT) + op(OP_BAD_FREE, 0, 0) + op(OP_DEFRAG)
     + op(OP_READ_HOLD, 5, 0) + op(OP_FLUSH_TRIM_CHECK),
     # found by the fuzzer: zs_pool_trim() may return while the arena's
     # worker still unmaps a chunk its last eviction emptied (issue 18)
-    "trim-chunk-release": cfg() + many(700, 4096) + op(OP_FREE_MANY, 0, 0x0e)
+    "trim-chunk-release": cfg(flags=TRIM_AT_END) + many(700, 4096) + op(OP_FREE_MANY, 0, 0x0e)
     + malloc(12) + op(OP_FLUSH_TRIM_CHECK),
-    "huge": cfg() + burst(8, 3700) + op(OP_FREE_MANY, 0, 0) + op(OP_COMPACT)
+    "huge": cfg(flags=TRIM_AT_END) + burst(8, 3700) + op(OP_FREE_MANY, 0, 0) + op(OP_COMPACT)
     + op(OP_DEFRAG) + op(OP_WRITE_CAP, 1),
 }
 
