@@ -20,12 +20,21 @@
  * from many threads at once, for one or many connections; libzsram is safe
  * for that (include/zsram.h) and every connection sees the same store, so
  * can_multi_conn is true. The plugin keeps no per-connection state.
+ *
+ * Memory between clients. nbdkit's threads malloc their request buffers,
+ * and libzsram its per-thread codec contexts, from glibc's per-thread
+ * arenas, which keep what is freed for the next request: 0.3-0.6 MiB per
+ * arena (16 on a 2-CPU host) once a client has come and gone. When the
+ * last connection closes, the plugin gives it back with malloc_trim(0).
  */
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,6 +44,8 @@
 
 #include <zsmalloc.h>
 #include <zsram.h>
+
+#include "atomics.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
@@ -69,6 +80,10 @@ static char *stats_path;	      /* absolute (nbdkit may chdir("/")) */
  * the last connection closed. Immutable in between.
  */
 static struct zsram *store;
+
+/* Open connections (atomic, relaxed: a count only): the last close trims
+ * the heap (see above). */
+static unsigned connections;
 
 /* The maintenance thread (recompression): see maint_main. */
 static pthread_t maint_thread;
@@ -401,7 +416,23 @@ static void zp_unload(void)
 static void *zp_open(int readonly)
 {
 	(void)readonly;
+	fetch_add_relaxed(&connections, 1);
 	return NBDKIT_HANDLE_NOT_NEEDED; /* one store for all connections */
+}
+
+/*
+ * nbdkit calls close after the connection's worker threads have ended, so
+ * their freed buffers and codec contexts are in glibc's free lists by now.
+ * A client connecting meanwhile just mallocs afresh.
+ */
+static void zp_close(void *h)
+{
+	(void)h;
+	if (fetch_sub_relaxed(&connections, 1) == 1) {
+#ifdef __GLIBC__
+		malloc_trim(0);
+#endif
+	}
 }
 
 static int64_t zp_get_size(void *h)
@@ -680,6 +711,7 @@ static struct nbdkit_plugin plugin = {
 	.cleanup = zp_cleanup,
 	.unload = zp_unload,
 	.open = zp_open,
+	.close = zp_close,
 	.get_size = zp_get_size,
 	.block_size = zp_block_size,
 	.can_write = yes,
