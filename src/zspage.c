@@ -35,7 +35,11 @@ struct zspage *zspage_create(struct zs_pool *pool, struct size_class *class)
 	size_t bytes = sizeof(struct zspage) + n * sizeof(uint32_t);
 	struct zspage *z;
 
-	/* at the page limit, spare zspages give their pages up first */
+	/* at the page limit, spare zspages give their pages up first. This
+	 * runs inside the build gate (pool_build_begin) with no lock held:
+	 * pool_drop_spares takes class locks one at a time and
+	 * zspage_destroy the arena lock and call_rcu, none of which fork's
+	 * phase 1 holds while it waits for builds to finish */
 	if (!pool_reserve_pages(pool, n) && !(pool_drop_spares(pool) && pool_reserve_pages(pool, n)))
 		return NULL;
 	z = fault(ZS_FAULT_ALLOC) ? NULL : calloc(1, bytes);
