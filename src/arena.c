@@ -62,6 +62,13 @@
 /* ------------------------------------------------------------------ */
 /* OS layer                                                            */
 
+static size_t chunk_table_bytes(size_t nr_chunks)
+{
+	size_t bytes = nr_chunks * sizeof(struct arena_chunk);
+
+	return (bytes + ZS_PAGE_SIZE - 1) & ~(size_t)(ZS_PAGE_SIZE - 1);
+}
+
 void *vm_reserve(size_t bytes, size_t align)
 {
 	size_t len = bytes + (align > ZS_PAGE_SIZE ? align : 0);
@@ -159,9 +166,17 @@ int arena_init(struct arena *a, size_t reserve_pages, bool hugepages, unsigned d
 	a->pdesc = vm_reserve(nr_chunks * ZS_CHUNK_PAGES * sizeof(*a->pdesc), ZS_PAGE_SIZE);
 	if (!a->pdesc)
 		goto fail;
-	/* large calloc() is lazily zeroed mmap memory: untouched rows cost nothing */
-	a->chunks = fault(ZS_FAULT_ALLOC) ? NULL : calloc(nr_chunks, sizeof(*a->chunks));
-	if (!a->chunks)
+	/*
+	 * The chunk table (1.7 MB for the largest arena) is a mapping of its
+	 * own, so that rows never touched cost nothing. calloc() gave that only
+	 * while glibc served it with mmap: once a process had freed one such
+	 * table (a pool destroyed), glibc's dynamic mmap threshold rose above
+	 * it, and the next pool's table came from the heap, zeroed and
+	 * resident (+1.7 MiB in nbdkit, which validates its configuration
+	 * with a throwaway store).
+	 */
+	a->chunks = vm_reserve(chunk_table_bytes(nr_chunks), ZS_PAGE_SIZE);
+	if (!a->chunks || vm_commit(a->chunks, chunk_table_bytes(nr_chunks)))
 		goto fail;
 	a->pending = malloc(ARENA_PENDING_MAX * sizeof(*a->pending));
 	if (!a->pending || pthread_mutex_init(&a->lock, NULL))
@@ -171,7 +186,7 @@ int arena_init(struct arena *a, size_t reserve_pages, bool hugepages, unsigned d
 	return 0;
 fail:
 	free(a->pending);
-	free(a->chunks);
+	vm_unreserve(a->chunks, chunk_table_bytes(nr_chunks));
 	vm_unreserve(a->pdesc, a->nr_chunks * ZS_CHUNK_PAGES * sizeof(*a->pdesc));
 	vm_unreserve(a->base, a->nr_chunks * CHUNK_BYTES);
 	memset(a, 0, sizeof(*a));
@@ -193,7 +208,7 @@ void arena_destroy(struct arena *a)
 	free(a->pending);
 	vm_unreserve(a->base, a->nr_chunks * CHUNK_BYTES);
 	vm_unreserve(a->pdesc, a->nr_chunks * ZS_CHUNK_PAGES * sizeof(*a->pdesc));
-	free(a->chunks);
+	vm_unreserve(a->chunks, chunk_table_bytes(a->nr_chunks));
 	pthread_mutex_destroy(&a->lock);
 	memset(a, 0, sizeof(*a));
 }
