@@ -25,7 +25,11 @@
  * and libzsram its per-thread codec contexts, from glibc's per-thread
  * arenas, which keep what is freed for the next request: 0.3-0.6 MiB per
  * arena (16 on a 2-CPU host) once a client has come and gone. When the
- * last connection closes, the plugin gives it back with malloc_trim(0).
+ * last connection closes, the plugin gives it back with malloc_trim(0),
+ * and the pool's own reserve -- the arena's cache of resident free pages,
+ * spare zspages, surplus deferred-free buffers (1-2 MiB after a 256 MiB
+ * write) -- with zs_pool_trim(), at once rather than after the pool's
+ * decay period: an idle disk holds only what it stores.
  */
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -429,6 +433,7 @@ static void zp_close(void *h)
 {
 	(void)h;
 	if (fetch_sub_relaxed(&connections, 1) == 1) {
+		zs_pool_trim(zsram_pool(store));
 #ifdef __GLIBC__
 		malloc_trim(0);
 #endif
