@@ -39,7 +39,12 @@
  * Registration order matters (prepare handlers run last-registered
  * first, parent and child handlers first-registered first): liburcu's
  * handlers go in before the pools', so the pools are quiesced while RCU
- * works and let go after it works again.
+ * works and let go after it works again. The slabs' locks go in before
+ * liburcu's: they are taken last, once liburcu has paused its call_rcu
+ * thread -- whose callbacks free descriptors and so take a slab lock; it
+ * must not be waiting for one of ours while liburcu waits for it -- and
+ * let go first. pools_lock, taken by the pools' prepare handler, is held
+ * from before the slabs' prepare handler until after their release.
  */
 #include <sched.h>
 
@@ -134,8 +139,22 @@ static void fork_child(void)
 	fork_release(true);
 }
 
+/* Phase 3, after liburcu's pause: every pool's slab lock (pools_lock held). */
+static void slab_fork_prepare(void)
+{
+	for (struct list_node *n = pools.next; n != &pools; n = n->next)
+		slab_fork_lock(&container_of(n, struct zs_pool, fork_link)->slab);
+}
+
+static void slab_fork_after(void)
+{
+	for (struct list_node *n = pools.next; n != &pools; n = n->next)
+		slab_fork_release(&container_of(n, struct zs_pool, fork_link)->slab);
+}
+
 static void register_handlers(void)
 {
+	pthread_atfork(slab_fork_prepare, slab_fork_after, slab_fork_after);
 	pthread_atfork(zs_rcu_fork_prepare, zs_rcu_fork_parent, zs_rcu_fork_child);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

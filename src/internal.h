@@ -15,6 +15,8 @@
  *       -> zspage lock (readers share it, writers only ever try it)
  *       -> handles.lock (global handle-slot free list; leaf)
  *       -> arena.lock (page bitmaps and the freed-page cache; leaf)
+ *       -> slab.lock (zspage descriptor pages; leaf -- also taken with no
+ *                     lock held, by liburcu's call_rcu thread)
  *
  * RCU (liburcu, "bp" flavour so that application threads need not
  * register): zspage descriptors are freed after a grace period, so a reader
@@ -278,10 +280,16 @@ enum {
  *   for every i < nr_pages: arena.pdesc[pfn[i]] == this zspage
  *   dead == false
  * A zspage unlinked for freeing is 'dead'; its descriptor lives until an
- * RCU grace period has passed.
+ * RCU grace period has passed. Descriptors come from the pool's slab
+ * (slab.c), slab_object_size(nr_pages) bytes each.
  */
 struct zspage {
-	struct list_node list; /* fullness list link. Synchronization: class lock */
+	union {
+		struct list_node list; /* fullness list link. Synchronization: class lock */
+		/* once dead: no one follows 'list' of an unlinked zspage, so
+		 * call_rcu's link reuses its 16 bytes */
+		struct rcu_head rcu;
+	};
 	int32_t lock;          /* zspage lock: reader count or ZSPAGE_WRLOCKED; atomic */
 	uint16_t inuse;        /* live objects. Synchronization: class lock */
 	uint16_t freeobj;      /* head of the in-zspage free list, OBJ_NONE if empty;
@@ -296,7 +304,6 @@ struct zspage {
 	unsigned long huge_handle; /* huge class: handle of its only object. Written under
 				      the class lock (store_relaxed); read under it, or
 				      load_relaxed under the zspage read lock */
-	struct rcu_head rcu;
 	/*
 	 * Page frame numbers. Written only with the class lock and the zspage
 	 * write lock held (migration); read with either the class lock or a
@@ -434,6 +441,42 @@ struct arena {
 	pthread_mutex_t lock;
 };
 
+/*
+ * The slab of zspage descriptors (slab.c). A slab page: this header, then
+ * objects of its cache's size; free ones are linked through their first
+ * word. Invariants (slab lock held): inuse == bump - |free|; a page is on
+ * its cache's partial[group] list iff 0 < inuse < capacity, group ==
+ * inuse * SLAB_GROUPS / capacity (SLAB_GROUPS when on no list); its bit
+ * in used_map is set iff it is in use or the spare.
+ */
+#define SLAB_CACHES (ZS_MAX_CHAIN / 2) /* one object size per two chain lengths */
+#define SLAB_GROUPS 4
+struct zs_slab;
+struct slab_page {
+	struct list_node link; /* in partial[group]. Synchronization: slab lock */
+	struct zs_slab *slab;  /* immutable while the page is in use */
+	void *free;            /* Synchronization: slab lock */
+	uint16_t inuse, bump;  /* Synchronization: slab lock */
+	uint8_t cache, group;  /* Synchronization: slab lock */
+};
+struct slab_cache {
+	struct list_node partial[SLAB_GROUPS]; /* by fill. Synchronization: slab lock */
+	unsigned size;         /* immutable: bytes per object */
+	unsigned capacity;     /* immutable: objects per page */
+};
+struct zs_slab {
+	char *base;            /* immutable: reserved range of nr_max pages */
+	size_t nr_max;         /* immutable */
+	size_t nr_committed;   /* pages made accessible. Synchronization: lock */
+	uint64_t *used_map;    /* pages in use or spare (resident). Sync: lock */
+	size_t map_words;      /* immutable */
+	size_t hint;           /* no clear bit in used_map below this word. Sync: lock */
+	unsigned long nr_pages; /* resident pages. Sync: lock; relaxed reads (stats) */
+	struct slab_page *spare; /* one empty page kept for reuse. Sync: lock */
+	struct slab_cache caches[SLAB_CACHES];
+	pthread_mutex_t lock;
+};
+
 struct bg_compactor;
 struct deferred;
 
@@ -448,13 +491,13 @@ struct zs_pool {
 	unsigned nr_classes;        /* immutable */
 	struct arena arena;
 	struct handle_table handles;
+	struct zs_slab slab;        /* zspage descriptors */
 	unsigned long pages_allocated; /* pages in zspages; atomic (reserve with RMW) */
 	unsigned long pages_max;       /* atomic, relaxed: statistics */
 	unsigned long pages_compacted; /* atomic, relaxed: statistics */
 	unsigned long pages_migrated;  /* atomic, relaxed: statistics */
 	unsigned long invalid_handles; /* atomic, relaxed: statistics */
 	unsigned long compactions;     /* atomic, relaxed: statistics */
-	unsigned long zspage_bytes;    /* descriptor memory; atomic, relaxed: statistics */
 	unsigned long spare_pages;     /* pages of spare zspages; atomic (budget RMW) */
 	unsigned long building;        /* zs_malloc calls building a zspage with no lock
 					  held; see pool_build_begin() */
@@ -581,6 +624,33 @@ static inline void pdesc_set(struct arena *a, uint32_t pfn, struct zspage *z)
 void *vm_reserve(size_t bytes, size_t align);
 void vm_unreserve(void *addr, size_t bytes);
 int vm_commit(void *addr, size_t bytes);
+
+/* ------------------------------------------------------------------ */
+/* slab.c: zspage descriptors                                          */
+
+/* Reserves room for max_objs descriptors. 0 or -ENOMEM. */
+int slab_init(struct zs_slab *s, size_t max_objs);
+/* Unmaps everything: call once no descriptor is in use or queued for RCU. */
+void slab_destroy(struct zs_slab *s);
+/* Bytes of a descriptor of a zspage of nr_pages pages. */
+size_t slab_object_size(unsigned nr_pages);
+/* A descriptor for a zspage of nr_pages, uninitialised; NULL when no page
+ * could be made accessible. Takes the slab lock (a leaf). */
+void *slab_alloc(struct zs_slab *s, unsigned nr_pages);
+/* A descriptor of obj's size on a page fuller than obj's, when obj's page
+ * is at most half full (relocation, zs_compact); else NULL. */
+void *slab_alloc_denser(struct zs_slab *s, const void *obj);
+/* Frees a descriptor; an emptied page is kept as the spare or released.
+ * Any thread, no lock held or a class lock. */
+void slab_free(void *obj);
+/* Releases the spare page. */
+void slab_trim(struct zs_slab *s);
+/* Resident bytes; resident pages holding descriptors (tests). */
+size_t slab_bytes(struct zs_slab *s);
+unsigned long slab_resident_pages(struct zs_slab *s);
+/* fork(): after liburcu paused its call_rcu thread (fork.c). */
+void slab_fork_lock(struct zs_slab *s);
+void slab_fork_release(struct zs_slab *s);
 
 /* ------------------------------------------------------------------ */
 /* handle.c: handle slots, generation tags, validation                 */

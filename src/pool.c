@@ -186,6 +186,9 @@ ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_po
 	if (!err)
 		err = handle_table_init(&pool->handles,
 					reserve * (ZS_PAGE_SIZE / ZS_MIN_ALLOC_SIZE));
+	/* a zspage has a page at least: as many descriptors as pages */
+	if (!err)
+		err = slab_init(&pool->slab, reserve);
 	if (!err && pthread_rwlock_init(&pool->migrate_lock, NULL))
 		err = -ENOMEM;
 	pthread_mutex_init(&pool->compact_lock, NULL);
@@ -195,6 +198,7 @@ ZS_EXPORT struct zs_pool *zs_create_pool_ex(const char *name, const struct zs_po
 		err = bg_compactor_start(pool);
 	if (err) {
 		pool_mutexes_destroy(pool);
+		slab_destroy(&pool->slab);
 		handle_table_destroy(&pool->handles);
 		arena_destroy(&pool->arena);
 		class_table_destroy(pool);
@@ -228,10 +232,9 @@ ZS_EXPORT void zs_destroy_pool(struct zs_pool *pool)
 			while (!list_empty(&class->fullness_list[fg])) {
 				struct zspage *z = container_of(class->fullness_list[fg].next,
 								struct zspage, list);
-				zspage_unlink_locked(class, z);
 				/* no reader can exist (see the concurrency table), and
-				 * the arena goes away whole: just drop the descriptor */
-				free(z);
+				 * the arena and the slab go away whole: just unlink */
+				zspage_unlink_locked(class, z);
 			}
 		}
 		zs_mutex_unlock(&class->lock);
@@ -241,6 +244,7 @@ ZS_EXPORT void zs_destroy_pool(struct zs_pool *pool)
 	pthread_rwlock_destroy(&pool->migrate_lock);
 	pool_mutexes_destroy(pool);
 	handle_table_destroy(&pool->handles);
+	slab_destroy(&pool->slab);
 	arena_destroy(&pool->arena);
 	class_table_destroy(pool);
 	free(pool);
@@ -780,6 +784,7 @@ bool pool_release_idle(struct zs_pool *pool)
 	for (unsigned k = 0; k < pool->nr_classes; k++)
 		class_release_idle(pool, &pool->classes[k], true);
 	handle_table_shrink(&pool->handles);
+	slab_trim(&pool->slab);
 	more = deferred_trim(pool);
 	return more || load_relaxed(&pool->spare_pages) != 0;
 }

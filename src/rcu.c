@@ -82,7 +82,7 @@ static void free_zspage_cb(struct rcu_head *head)
 
 	tsan_acquire(&grace_token);
 	tsan_acquire(z);
-	free(z);
+	slab_free(z);
 }
 
 void zs_rcu_free_zspage(struct zspage *z)

@@ -77,7 +77,7 @@ ZS_EXPORT void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 	st->pages_decayed = load_relaxed(&pool->arena.pages_decayed);
 	st->metadata_bytes = sizeof(*pool) + pool->nr_classes * sizeof(struct size_class) +
 			     arena_metadata_bytes(&pool->arena) +
-			     handle_table_bytes(&pool->handles) + load_relaxed(&pool->zspage_bytes);
+			     handle_table_bytes(&pool->handles) + slab_bytes(&pool->slab);
 	st->invalid_handles = load_relaxed(&pool->invalid_handles);
 	st->compactions = load_relaxed(&pool->compactions);
 	st->pages_spare = load_relaxed(&pool->spare_pages);

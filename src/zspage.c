@@ -32,7 +32,6 @@ unsigned fullness_group(unsigned inuse, unsigned objs_per_zspage)
 struct zspage *zspage_create(struct zs_pool *pool, struct size_class *class)
 {
 	unsigned n = class->pages_per_zspage;
-	size_t bytes = sizeof(struct zspage) + n * sizeof(uint32_t);
 	struct zspage *z;
 
 	/* at the page limit, spare zspages give their pages up first. This
@@ -42,9 +41,10 @@ struct zspage *zspage_create(struct zs_pool *pool, struct size_class *class)
 	 * phase 1 holds while it waits for builds to finish */
 	if (!pool_reserve_pages(pool, n) && !(pool_drop_spares(pool) && pool_reserve_pages(pool, n)))
 		return NULL;
-	z = fault(ZS_FAULT_ALLOC) ? NULL : calloc(1, bytes);
+	z = slab_alloc(&pool->slab, n);
 	if (!z)
 		goto fail;
+	memset(z, 0, slab_object_size(n));
 	z->freeobj = OBJ_NONE;
 	z->class_idx = (uint8_t)class->index;
 	z->nr_pages = (uint8_t)n;
@@ -55,10 +55,10 @@ struct zspage *zspage_create(struct zs_pool *pool, struct size_class *class)
 	/* release: a lockless reader that finds z through pdesc sees it whole */
 	for (unsigned i = 0; i < n; i++)
 		pdesc_set(&pool->arena, z->pfn[i], z);
-	fetch_add_relaxed(&pool->zspage_bytes, bytes);
 	return z;
 fail:
-	free(z);
+	if (z)
+		slab_free(z);
 	pool_unreserve_pages(pool, n);
 	return NULL;
 }
@@ -78,7 +78,6 @@ void zspage_destroy(struct zs_pool *pool, struct zspage *z)
 		pdesc_set(&pool->arena, z->pfn[i], NULL);
 	arena_free_pages(&pool->arena, n, z->pfn);
 	pool_unreserve_pages(pool, n);
-	fetch_sub_relaxed(&pool->zspage_bytes, sizeof(struct zspage) + n * sizeof(uint32_t));
 	zs_rcu_free_zspage(z);
 	/* release: the fork handler that sees the count drop (its acquire)
 	 * sees the pages back in the arena and the accounting done */
