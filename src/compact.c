@@ -160,6 +160,61 @@ out:
 	return (unsigned long)nr_free * class->pages_per_zspage;
 }
 
+/*
+ * Descriptor compaction, after the objects': the zspages that survive are
+ * scattered over the slab's pages, each page holding a few, so their
+ * memory would not shrink with the pool. Moves the descriptors of sparse
+ * slab pages into dense ones (zspage_relocate_locked()), at most
+ * RELOCATE_BATCH per class-lock hold; returns how many moved.
+ */
+#define RELOCATE_BATCH 64
+static unsigned relocate_batch(struct zs_pool *pool, struct size_class *class, bool *done)
+{
+	struct zspage *old[RELOCATE_BATCH];
+	bool legacy = pool->flags & ZS_POOL_FREE_POOL_LOCK;
+	unsigned nr = 0, seen = 0;
+
+	*done = true;
+	if (legacy)
+		pthread_rwlock_wrlock(&pool->migrate_lock);
+	zs_mutex_lock(&class->lock);
+	for (int fg = 0; fg < ZS_NR_FULLNESS && *done; fg++) {
+		struct list_node *h = &class->fullness_list[fg], *n, *next;
+
+		for (n = h->next; n != h; n = next) {
+			struct zspage *z = container_of(n, struct zspage, list);
+
+			next = n->next; /* a moved descriptor takes z's place */
+			if ((old[nr] = zspage_relocate_locked(pool, class, z)))
+				nr++;
+			if (nr == RELOCATE_BATCH ||
+			    (++seen % MOVE_CHECK == 0 && zs_mutex_contended(&class->lock))) {
+				*done = false;
+				break;
+			}
+		}
+	}
+	zs_mutex_unlock(&class->lock);
+	if (legacy)
+		pthread_rwlock_unlock(&pool->migrate_lock);
+	for (unsigned i = 0; i < nr; i++)
+		zs_rcu_free_zspage(old[i]);
+	return nr;
+}
+
+static void relocate_descriptors(struct zs_pool *pool)
+{
+	for (unsigned k = 0; k < pool->nr_classes && !load_relaxed(&pool->fork_pending); k++) {
+		bool done = false;
+
+		/* a batch that stopped early starts the class's walk again: the
+		 * descriptors moved already are on dense pages and stay */
+		while (!done && !load_relaxed(&pool->fork_pending))
+			if (!relocate_batch(pool, &pool->classes[k], &done) && !done)
+				break; /* contended and nothing moved: leave it */
+	}
+}
+
 ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
 {
 	unsigned long freed = 0;
@@ -177,6 +232,10 @@ ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
 			race_window(ZS_RACE_COMPACT_BATCH, pool);
 		}
 	}
+	relocate_descriptors(pool);
+	/* the descriptors freed above go back to the slab after a grace
+	 * period: wait for it, so that their pages are released below */
+	zs_rcu_barrier();
 	/* compaction is not a hot path: give the freed pages back now (the
 	 * spares went above, batch by batch), with what else an idle pool
 	 * would release after its decay period */

@@ -750,6 +750,14 @@ static inline unsigned class_fullness_from(const struct size_class *c, unsigned 
 struct zspage *zspage_create(struct zs_pool *pool, struct size_class *class);
 /* Frees a dead zspage's pages (now) and descriptor (after RCU). No lock held. */
 void zspage_destroy(struct zs_pool *pool, struct zspage *z);
+/*
+ * Moves z's descriptor to a denser slab page (slab_alloc_denser()), when
+ * z's page is sparse and no reader holds z: the new one takes z's place in
+ * the fullness list and in pdesc. Returns the old descriptor, dead, for
+ * zs_rcu_free_zspage() once the class lock is dropped; NULL if z stays.
+ */
+struct zspage *zspage_relocate_locked(struct zs_pool *pool, struct size_class *class,
+				      struct zspage *z);
 void zspage_link_locked(struct size_class *class, struct zspage *z);
 void zspage_unlink_locked(struct size_class *class, struct zspage *z);
 /* Re-files z by its in-use count; returns the new group. */

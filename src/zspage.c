@@ -84,6 +84,41 @@ void zspage_destroy(struct zs_pool *pool, struct zspage *z)
 	fetch_sub_release(&pool->dying, 1);
 }
 
+struct zspage *zspage_relocate_locked(struct zs_pool *pool, struct size_class *class,
+				      struct zspage *z)
+{
+	struct zspage *nz;
+
+	assert_held(&class->lock);
+	if (!zspage_try_write_lock(z))
+		return NULL; /* readers hold it: skip, never wait */
+	nz = slab_alloc_denser(&pool->slab, z);
+	if (!nz) {
+		zspage_write_unlock(z);
+		return NULL;
+	}
+	/* z is write-locked: readers only load its lock word; every other
+	 * field is written under the class lock, which we hold. nz starts
+	 * write-locked too (the copy of z's lock word). */
+	memcpy(nz, z, slab_object_size(z->nr_pages));
+	list_add(&z->list, &nz->list); /* in z's place */
+	list_del(&z->list);
+	/* release: a reader or migration that finds nz through pdesc sees it
+	 * whole (pairs with pdesc_zspage()'s acquire) */
+	for (unsigned i = 0; i < nz->nr_pages; i++)
+		pdesc_set(&pool->arena, nz->pfn[i], nz);
+	zspage_write_unlock(nz);
+	/*
+	 * A reader that found z before pdesc moved waits for z's lock; once it
+	 * has it, its check of pdesc fails and it looks again (obj_lock()).
+	 * Migration checks 'dead' under this class lock. z itself lives until
+	 * an RCU grace period has passed (the caller's zs_rcu_free_zspage()).
+	 */
+	z->dead = true;
+	zspage_write_unlock(z);
+	return z;
+}
+
 void zspage_link_locked(struct size_class *class, struct zspage *z)
 {
 	unsigned fg = fullness_group(z->inuse, class->objs_per_zspage);
