@@ -232,9 +232,12 @@ ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
 			race_window(ZS_RACE_COMPACT_BATCH, pool);
 		}
 	}
+	/* the descriptors of the zspages freed above go back to the slab
+	 * after a grace period: wait for it, so that relocation sees which
+	 * slab pages are sparse, and again after it, so that the pages it
+	 * emptied are released before we return */
+	zs_rcu_barrier();
 	relocate_descriptors(pool);
-	/* the descriptors freed above go back to the slab after a grace
-	 * period: wait for it, so that their pages are released below */
 	zs_rcu_barrier();
 	/* compaction is not a hot path: give the freed pages back now (the
 	 * spares went above, batch by batch), with what else an idle pool

@@ -111,6 +111,11 @@ void slab_destroy(struct zs_slab *s)
 {
 	if (!s->base)
 		return;
+	/* the last slab_free ran in the call_rcu thread, ordered before us by
+	 * the caller's zs_rcu_barrier(), which ThreadSanitizer cannot see:
+	 * taking the lock once shows it that edge */
+	pthread_mutex_lock(&s->lock);
+	pthread_mutex_unlock(&s->lock);
 	vm_unreserve(s->base, s->nr_max << ZS_PAGE_SHIFT);
 	munmap(s->used_map, s->map_words * sizeof(uint64_t));
 	pthread_mutex_destroy(&s->lock);
