@@ -202,17 +202,24 @@ static unsigned relocate_batch(struct zs_pool *pool, struct size_class *class, b
 	return nr;
 }
 
-static void relocate_descriptors(struct zs_pool *pool)
+static unsigned long relocate_descriptors(struct zs_pool *pool)
 {
+	unsigned long moved = 0;
+
 	for (unsigned k = 0; k < pool->nr_classes && !load_relaxed(&pool->fork_pending); k++) {
 		bool done = false;
 
 		/* a batch that stopped early starts the class's walk again: the
 		 * descriptors moved already are on dense pages and stay */
-		while (!done && !load_relaxed(&pool->fork_pending))
-			if (!relocate_batch(pool, &pool->classes[k], &done) && !done)
+		while (!done && !load_relaxed(&pool->fork_pending)) {
+			unsigned n = relocate_batch(pool, &pool->classes[k], &done);
+
+			moved += n;
+			if (!n && !done)
 				break; /* contended and nothing moved: leave it */
+		}
 	}
+	return moved;
 }
 
 ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
@@ -235,10 +242,16 @@ ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
 	/* the descriptors of the zspages freed above go back to the slab
 	 * after a grace period: wait for it, so that relocation sees which
 	 * slab pages are sparse, and again after it, so that the pages it
-	 * emptied are released before we return */
-	zs_rcu_barrier();
-	relocate_descriptors(pool);
-	zs_rcu_barrier();
+	 * emptied are released before we return -- unless called inside a
+	 * read-side critical section (a caller of ours using liburcu-bp, or
+	 * a race test), where no grace period can end: the pages then go
+	 * back as the descriptors do */
+	bool wait = !zs_rcu_reading();
+
+	if (freed && wait)
+		zs_rcu_barrier();
+	if (relocate_descriptors(pool) && wait)
+		zs_rcu_barrier();
 	/* compaction is not a hot path: give the freed pages back now (the
 	 * spares went above, batch by batch), with what else an idle pool
 	 * would release after its decay period */

@@ -935,8 +935,11 @@ void zs_rcu_read_lock(void);
 void zs_rcu_read_unlock(void);
 /* Frees z after a grace period. */
 void zs_rcu_free_zspage(struct zspage *z);
-/* Waits for every zs_rcu_free_zspage() queued so far. */
+/* Waits for every zs_rcu_free_zspage() queued so far. Not inside a
+ * read-side critical section (liburcu refuses, with a message). */
 void zs_rcu_barrier(void);
+/* Whether this thread is inside a read-side critical section. */
+bool zs_rcu_reading(void);
 /* liburcu's fork handlers, in the order it needs them (fork.c calls them). */
 void zs_rcu_fork_prepare(void);
 void zs_rcu_fork_parent(void);

@@ -95,3 +95,8 @@ void zs_rcu_barrier(void)
 {
 	urcu_bp_barrier();
 }
+
+bool zs_rcu_reading(void)
+{
+	return urcu_bp_read_ongoing() != 0;
+}

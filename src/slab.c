@@ -48,7 +48,10 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 /* a free object's body (all but its link word): a use after free is reported */
 #define poison_body(p, size) __asan_poison_memory_region((char *)(p) + 8, (size) - 8)
 #define unpoison_body(p, size) __asan_unpoison_memory_region((char *)(p) + 8, (size) - 8)
+/* a page taken anew may have held objects of another size */
+#define unpoison_page(p) __asan_unpoison_memory_region((p), ZS_PAGE_SIZE)
 #else
+#define unpoison_page(p) ((void)(p))
 #define poison_body(p, size) ((void)(p), (void)(size))
 #define unpoison_body(p, size) ((void)(p), (void)(size))
 #endif
@@ -172,6 +175,7 @@ static struct slab_page *page_new_locked(struct zs_slab *s, unsigned c)
 		store_relaxed(&s->nr_pages, s->nr_pages + 1);
 		p = (struct slab_page *)(s->base + (idx << ZS_PAGE_SHIFT));
 	}
+	unpoison_page(p);
 	p->slab = s;
 	p->free = NULL;
 	p->inuse = 0;

@@ -390,6 +390,114 @@ static void test_read_aba_same_obj_other_zspage(void **state)
 	zs_destroy_pool(pool);
 }
 
+/* ------------------------------------------------------------------ */
+/* 6. a read and a migration that found a zspage whose descriptor then  */
+/*    moves to another slab page (zs_compact's relocation)              */
+
+#define RELOC_OBJS 200
+static unsigned long reloc_h[RELOC_OBJS];
+
+/* A pool whose first huge object's descriptor sits alone on its slab page
+ * while a fuller page exists: relocation will move it. */
+static struct zs_pool *reloc_setup(void)
+{
+	struct zs_pool_config cfg = { .flags = ZS_POOL_NO_SPARE };
+	struct zs_pool *pool = zs_create_pool_ex("race-reloc", &cfg);
+	unsigned cap;
+
+	assert_non_null(pool);
+	cap = pool->slab.caches[0].capacity;
+	assert_true(RELOC_OBJS > 2 * cap);
+	/* huge objects: a one-page zspage each, descriptors of the smallest
+	 * size, handed out in address order from the first slab page on */
+	for (unsigned i = 0; i < RELOC_OBJS; i++) {
+		reloc_h[i] = zs_malloc(pool, 4000);
+		assert_true(reloc_h[i] != 0);
+		write_obj(pool, reloc_h[i], 4000, i);
+	}
+	for (unsigned i = 1; i < cap; i++) {
+		zs_free(pool, reloc_h[i]);
+		reloc_h[i] = 0;
+	}
+	zs_rcu_barrier(); /* their descriptors are back in the slab */
+	return pool;
+}
+
+static void reloc_teardown(struct zs_pool *pool)
+{
+	for (unsigned i = 0; i < RELOC_OBJS; i++)
+		if (reloc_h[i]) {
+			assert_true(read_ok(pool, reloc_h[i], 4000, i));
+			zs_free(pool, reloc_h[i]);
+		}
+	zs_destroy_pool(pool);
+}
+
+static struct zspage *reloc_old; /* the descriptor moved in the window */
+
+static void relocate_in_window(void)
+{
+	struct zs_pool *pool = race.pool;
+	uint64_t obj = 0;
+	struct size_class *class;
+	struct zspage *z;
+
+	assert_int_equal(handle_lookup(&pool->handles, race.handle, &obj, NULL), 0);
+	class = pool->size_class[obj_class(obj)];
+	zs_mutex_lock(&class->lock);
+	z = pdesc_zspage(&pool->arena, obj_pfn(obj));
+	reloc_old = zspage_relocate_locked(pool, class, z);
+	zs_mutex_unlock(&class->lock);
+	/* freed after the grace period, which the racing lookup holds up */
+	if (reloc_old)
+		zs_rcu_free_zspage(reloc_old);
+}
+
+static void test_read_racing_relocation(void **state)
+{
+	struct zs_pool *pool = reloc_setup();
+	struct zspage *before;
+
+	(void)state;
+	race.pool = pool;
+	race.handle = reloc_h[0];
+	before = pdesc_zspage(&pool->arena, pfn_of(pool, reloc_h[0]));
+	/* the read finds the zspage under RCU; in the window its descriptor
+	 * moves. The read takes the old one's lock, must see that the page
+	 * names another zspage now, and look again */
+	arm(ZS_RACE_READ_LOOKUP, pthread_self(), relocate_in_window);
+	assert_true(read_ok(pool, reloc_h[0], 4000, 0));
+	disarm();
+	assert_int_equal(race.fired, 1);
+	assert_ptr_equal(reloc_old, before);
+	assert_ptr_not_equal(pdesc_zspage(&pool->arena, pfn_of(pool, reloc_h[0])), before);
+	write_obj(pool, reloc_h[0], 4000, 0);
+	reloc_teardown(pool);
+}
+
+static void test_migration_racing_relocation(void **state)
+{
+	struct zs_pool *pool = reloc_setup();
+	uint32_t pfn;
+
+	(void)state;
+	race.pool = pool;
+	race.handle = reloc_h[0];
+	pfn = pfn_of(pool, reloc_h[0]);
+	/* migration found the zspage under RCU; in the window its descriptor
+	 * moves: under the class lock it must see the old one dead and skip */
+	arm(ZS_RACE_MIGRATE_LOOKUP, pthread_self(), relocate_in_window);
+	int err = migrate_page(pool, pfn, pool->arena.nr_chunks);
+	disarm();
+	assert_int_equal(race.fired, 1);
+	assert_non_null(reloc_old);
+	assert_int_equal(err, -EAGAIN);
+	assert_int_equal(pfn_of(pool, reloc_h[0]), pfn);
+	/* the next migration moves it, through the new descriptor */
+	assert_int_equal(migrate_page(pool, pfn, pool->arena.nr_chunks), 0);
+	reloc_teardown(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +506,8 @@ int main(void)
 		cmocka_unit_test(test_read_racing_compaction),
 		cmocka_unit_test(test_write_racing_migration),
 		cmocka_unit_test(test_read_aba_same_obj_other_zspage),
+		cmocka_unit_test(test_read_racing_relocation),
+		cmocka_unit_test(test_migration_racing_relocation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

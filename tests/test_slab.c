@@ -257,14 +257,13 @@ static void test_pool_relocation(void **state)
 	free(len);
 }
 
-/* A pool that fills to ~45 MiB and empties again is, 1 s later, back within
- * 1 MiB of the RSS it started with: no descriptor memory left behind in the
- * heap (it used to be +1.8 MiB on real data). */
+/* A pool that fills to ~48 MiB and empties again is, 1 s later, back within
+ * 256 KiB of the RSS it started with (issue 17 asks for 1 MiB on real data,
+ * where it was +1.80 MiB): no descriptor memory left behind in the heap.
+ * Here that was +0.46 MiB with malloc'd descriptors, +0.01-0.07 now. */
 static void test_free_all_rss(void **state)
 {
 	enum { N = 30000 };
-	unsigned long *h = calloc(N, sizeof(*h));
-	unsigned *len = calloc(N, sizeof(*len));
 	struct zs_pool_config cfg = { .decay_ms = 200 };
 	struct zs_pool *pool;
 	size_t rss0, rss_full, rss1;
@@ -273,6 +272,8 @@ static void test_free_all_rss(void **state)
 #ifdef SANITIZED
 	skip(); /* shadow memory and the quarantine keep what we free */
 #endif
+	unsigned long *h = calloc(N, sizeof(*h));
+	unsigned *len = calloc(N, sizeof(*len));
 	assert_non_null(h);
 	assert_non_null(len);
 	memset(h, 0xff, N * sizeof(*h)); /* resident before the start figure */
@@ -284,8 +285,11 @@ static void test_free_all_rss(void **state)
 	rss_full = rss_anon();
 	for (size_t i = 0; i < N; i++)
 		zs_free(pool, h[i]);
-	/* idle: the arena's decay (200 ms) releases what the pool cached */
-	for (int i = 0; i < 10 && rss_anon() > rss0 + (1u << 20); i++)
+	/* 1 s idle: the arena's decay (200 ms) releases what the pool keeps
+	 * (spare zspages, cached pages, the slab's spare page); a loaded
+	 * machine gets up to 3 s */
+	usleep(1000 * 1000);
+	for (int i = 0; i < 10 && (zs_get_total_pages(pool) || rss_anon() > rss0 + (256u << 10)); i++)
 		usleep(200 * 1000);
 	rss1 = rss_anon();
 	print_message("RSS %+.2f MiB full, %+.2f MiB after freeing all\n",
@@ -293,7 +297,7 @@ static void test_free_all_rss(void **state)
 		      ((double)rss1 - (double)rss0) / 1048576.0);
 	assert_true(rss_full > rss0 + (20u << 20));
 	assert_int_equal(zs_get_total_pages(pool), 0);
-	assert_true(rss1 < rss0 + (1u << 20));
+	assert_true(rss1 < rss0 + (256u << 10));
 	zs_destroy_pool(pool);
 	free(h);
 	free(len);
