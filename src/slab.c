@@ -50,8 +50,12 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define unpoison_body(p, size) __asan_unpoison_memory_region((char *)(p) + 8, (size) - 8)
 /* a page taken anew may have held objects of another size */
 #define unpoison_page(p) __asan_unpoison_memory_region((p), ZS_PAGE_SIZE)
+/* the range is unmapped: the next mapping there (another pool's arena)
+ * must not inherit our marks */
+#define unpoison_range(p, bytes) __asan_unpoison_memory_region((p), (bytes))
 #else
 #define unpoison_page(p) ((void)(p))
+#define unpoison_range(p, bytes) ((void)(p), (void)(bytes))
 #define poison_body(p, size) ((void)(p), (void)(size))
 #define unpoison_body(p, size) ((void)(p), (void)(size))
 #endif
@@ -119,6 +123,7 @@ void slab_destroy(struct zs_slab *s)
 	 * taking the lock once shows it that edge */
 	pthread_mutex_lock(&s->lock);
 	pthread_mutex_unlock(&s->lock);
+	unpoison_range(s->base, s->nr_committed << ZS_PAGE_SHIFT);
 	vm_unreserve(s->base, s->nr_max << ZS_PAGE_SHIFT);
 	munmap(s->used_map, s->map_words * sizeof(uint64_t));
 	pthread_mutex_destroy(&s->lock);
