@@ -787,8 +787,12 @@ struct zspage *pool_free_locked(struct zs_pool *pool, struct size_class *class,
  * one per class, POOL_SPARE_PAGES per pool. Takes an emptied zspage: keeps
  * it as the spare and returns NULL, or unlinks it, marks it dead and
  * returns it for zspage_destroy() after the class lock is dropped.
+ * 512 pages (2 MiB) leave every class of a chain-8 pool its spare where
+ * objects of all sizes come and go (64 covered a dozen classes: the rest
+ * built and tore down a zspage per alloc/free cycle); pool_drop_spares()
+ * gives them up at max_pages, and the decay on idle.
  */
-#define POOL_SPARE_PAGES 64
+#define POOL_SPARE_PAGES 512
 struct zspage *pool_retire_locked(struct zs_pool *pool, struct size_class *class,
 				  struct zspage *z, bool keep_spare);
 /* Unlinks the class's spare, if any, for destruction (NULL if none). */
