@@ -9,7 +9,8 @@
  *
  * Freed pages first go to a small cache of resident pages (reused without
  * a page fault); past its capacity (cache_cap_locked: 1/64 of the pages in
- * use, 128..512) the older half is queued for the arena's worker thread
+ * use, 128..512) plus a slack of one chunk's pages, the oldest down to the
+ * capacity are queued for the arena's worker thread
  * (started on first use), which gives them back to the OS with
  * MADV_DONTNEED in one system call per batch. zs_free thus never waits for
  * a system call or the TLB shootdown that comes with it, unless the queue
@@ -788,10 +789,12 @@ void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns)
 			cache_push_locked(a, pfns[i]);
 	}
 	store_relaxed(&a->pages_used, a->pages_used - n);
-	/* evict the older half: large batches, few system calls */
+	/* past the slack, evict the oldest down to the capacity: a burst of
+	 * frees stays for the allocations that follow it, and an eviction is
+	 * one large batch (few system calls) */
 	unsigned cap = cache_cap_locked(a);
-	if (a->cache_nr >= cap + ZS_MAX_CHAIN) {
-		while (a->cache_nr > cap / 2)
+	if (a->cache_nr >= cap + ARENA_CACHE_SLACK + ZS_MAX_CHAIN) {
+		while (a->cache_nr > cap)
 			out[nr_out++] = cache_pop_oldest_locked(a);
 	}
 	if (nr_out && queue_release_locked(a, out, nr_out))

@@ -366,11 +366,16 @@ struct arena_chunk {
  * faulted in ahead) holds 1/ARENA_CACHE_SHARE of the pages in use, between
  * ARENA_CACHE_MIN (512 KiB) and ARENA_CACHE_MAX (one chunk, 2 MiB): a large
  * growing pool then wakes the worker once per ~480 pages, not ~100.
+ * Frees may pile up to ARENA_CACHE_SLACK pages above the capacity before
+ * the cache is evicted back down to it: evicting at the capacity made a
+ * burst of frees and the allocations after it (a store discarding and
+ * rewriting a range) pay madvise and then a page fault for the same pages.
  */
 #define ARENA_CACHE_MIN	  128
 #define ARENA_CACHE_MAX	  ZS_CHUNK_PAGES
 #define ARENA_CACHE_SHARE 64
-#define ARENA_CACHE_RING  (ARENA_CACHE_MAX + 2 * ZS_MAX_CHAIN)
+#define ARENA_CACHE_SLACK ZS_CHUNK_PAGES
+#define ARENA_CACHE_RING  (ARENA_CACHE_MAX + ARENA_CACHE_SLACK + 2 * ZS_MAX_CHAIN)
 #define ARENA_PENDING_MAX 4096 /* evicted pages queued for the worker (16 MiB) */
 /* a growing pool below this many ready pages has the worker refill the cache */
 #define ARENA_PREFAULT_LOW   32
