@@ -319,7 +319,7 @@ unsigned long zs_compactable_pages(struct zs_pool *pool);
  */
 unsigned long zs_defrag(struct zs_pool *pool);
 /*
- * Frees the spare empty zspages (one per class at most, 64 pages per pool
+ * Frees the spare empty zspages (one per class at most, 512 pages per pool
  * at most, kept so that alloc/free ping-pong does not build and tear down
  * zspages) and the deferred-free buffers above the preallocated spares,
  * gives back the handle table's pages above the highest handle in use, and

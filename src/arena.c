@@ -9,7 +9,8 @@
  *
  * Freed pages first go to a small cache of resident pages (reused without
  * a page fault); past its capacity (cache_cap_locked: 1/64 of the pages in
- * use, 128..512) the older half is queued for the arena's worker thread
+ * use, 128..512) plus a slack of one chunk's pages, the oldest down to the
+ * capacity are queued for the arena's worker thread
  * (started on first use), which gives them back to the OS with
  * MADV_DONTNEED in one system call per batch. zs_free thus never waits for
  * a system call or the TLB shootdown that comes with it, unless the queue
@@ -19,8 +20,9 @@
  * kernel's zeroing of the page) for every fresh page in the writer's
  * thread; instead, when allocation finds the cache nearly empty
  * (ARENA_PREFAULT_LOW), the worker faults free pages in
- * (MADV_POPULATE_WRITE), ARENA_PREFAULT_BATCH at a time, and puts them in
- * the cache until it is full, ahead of need. Waking the worker is a system
+ * (MADV_POPULATE_WRITE, then a write to each: in a VM the first write can
+ * still trap to the hypervisor), ARENA_PREFAULT_BATCH at a time, and puts
+ * them in the cache until it is full, ahead of need. Waking the worker is a system
  * call and, for an idle CPU, an interprocessor interrupt (a VM exit in a
  * guest: 15-18 us for the waking thread on a 2-CPU VM): the wide gap
  * between the two marks keeps it to one per ~100 pages in a small pool
@@ -597,14 +599,21 @@ static void prefault_batch_locked(struct arena *a)
 		unsigned j = i + 1;
 		while (j < n && batch[j] == batch[j - 1] + 1)
 			j++;
-		if (fault(ZS_FAULT_MADVISE) ||
-		    madvise(arena_page(a, batch[i]), (size_t)(j - i) << ZS_PAGE_SHIFT,
-			    MADV_POPULATE_WRITE_)) {
-			for (unsigned k = i; k < j; k++) /* before Linux 5.14 */
-				*(volatile char *)arena_page(a, batch[k]) = 0;
-		}
+		if (!fault(ZS_FAULT_MADVISE))
+			madvise(arena_page(a, batch[i]), (size_t)(j - i) << ZS_PAGE_SHIFT,
+				MADV_POPULATE_WRITE_); /* fails before Linux 5.14: the touch faults */
 		i = j;
 	}
+	/*
+	 * And write to each page: in a guest, a page the kernel has just
+	 * populated can still cost the first write a trip to the hypervisor
+	 * (on this project's 2-CPU VM, 40-180 us per page with or without the
+	 * populate, 40-60 ns after a touch); that trip belongs here, not in
+	 * the writer that pops the page from the cache. A zero into a zeroed
+	 * page changes nothing.
+	 */
+	for (unsigned i = 0; i < n; i++)
+		*(volatile char *)arena_page(a, batch[i]) = 0;
 	pthread_mutex_lock(&a->lock);
 	/* frees may have filled the cache meanwhile: keep what fits below the
 	 * eviction mark (the ring must never overflow), give the rest back */
@@ -795,10 +804,12 @@ void arena_free_pages(struct arena *a, unsigned n, const uint32_t *pfns)
 			cache_push_locked(a, pfns[i]);
 	}
 	store_relaxed(&a->pages_used, a->pages_used - n);
-	/* evict the older half: large batches, few system calls */
+	/* past the slack, evict the oldest down to the capacity: a burst of
+	 * frees stays for the allocations that follow it, and an eviction is
+	 * one large batch (few system calls) */
 	unsigned cap = cache_cap_locked(a);
-	if (a->cache_nr >= cap + ZS_MAX_CHAIN) {
-		while (a->cache_nr > cap / 2)
+	if (a->cache_nr >= cap + ARENA_CACHE_SLACK + ZS_MAX_CHAIN) {
+		while (a->cache_nr > cap)
 			out[nr_out++] = cache_pop_oldest_locked(a);
 	}
 	if (nr_out && queue_release_locked(a, out, nr_out))

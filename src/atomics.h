@@ -25,6 +25,7 @@
 #define add_fetch_relaxed(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
 #define exchange_acq_rel(p, v)  __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
 #define exchange_acquire(p, v)  __atomic_exchange_n((p), (v), __ATOMIC_ACQUIRE)
+#define exchange_release(p, v)  __atomic_exchange_n((p), (v), __ATOMIC_RELEASE)
 
 /*
  * Compare-exchange: on failure *expected is updated with the current value,

@@ -16,26 +16,57 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
+/* Spins on a held class lock before sleeping (glibc's adaptive mutex: 100). */
+#define ZS_MUTEX_SPINS 100
+
 void zs_mutex_init(struct zs_mutex *l)
 {
-	pthread_mutexattr_t attr;
-
 	memset(l, 0, sizeof(*l));
-	pthread_mutexattr_init(&attr);
-#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-	/* glibc: spin briefly before sleeping in the kernel */
-	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-#endif
-	pthread_mutex_init(&l->m, &attr);
-	pthread_mutexattr_destroy(&attr);
 }
 
 void zs_mutex_destroy(struct zs_mutex *l)
 {
-	pthread_mutex_destroy(&l->m);
+	ZS_ASSERT(load_relaxed(&l->state) == 0);
+	(void)l;
+}
+
+void zs_mutex_lock_slow(struct zs_mutex *l)
+{
+	uint32_t c;
+
+	fetch_add_relaxed(&l->waiters, 1);
+	/* the holder is usually out within a few hundred cycles: spin on a
+	 * plain load, and try when it reads free */
+	for (unsigned i = 0; i < ZS_MUTEX_SPINS; i++) {
+		c = load_relaxed(&l->state);
+		/* acquire: pairs with zs_mutex_unlock()'s release exchange */
+		if (c == 0 && cas_strong_acquire(&l->state, &c, 1))
+			goto owned;
+		cpu_relax();
+	}
+	/*
+	 * Sleep. Marking the lock 2 makes its unlock wake a sleeper; the one
+	 * that takes it by this exchange leaves it 2 (others may still
+	 * sleep), which costs at most one wake too many. FUTEX_WAIT returns
+	 * at once if the word is no longer 2 (EAGAIN), so a wake between the
+	 * exchange and the sleep is not lost.
+	 */
+	/* acquire: pairs with zs_mutex_unlock()'s release exchange */
+	while ((c = exchange_acquire(&l->state, 2)) != 0)
+		syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+owned:
+	fetch_sub_relaxed(&l->waiters, 1);
+}
+
+void zs_mutex_wake(struct zs_mutex *l)
+{
+	syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 unsigned class_chain_size(unsigned size, unsigned max_chain)

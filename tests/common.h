@@ -89,14 +89,14 @@ static inline size_t rss_bytes(void)
 
 /*
  * With no live object a pool holds only its spare empty zspages (at most
- * 64 pages); zs_pool_trim() frees those. Returns 1 when that holds.
+ * POOL_SPARE_PAGES, 512 pages); zs_pool_trim() frees those. Returns 1 when that holds.
  */
 static inline int pool_empty_after_trim(struct zs_pool *pool)
 {
 	struct zs_pool_stats st;
 
 	zs_pool_stats(pool, &st);
-	if (st.objs_used || st.pages_allocated != st.pages_spare || st.pages_spare > 64)
+	if (st.objs_used || st.pages_allocated != st.pages_spare || st.pages_spare > 512)
 		return 0;
 	zs_pool_trim(pool);
 	zs_pool_stats(pool, &st);
