@@ -168,6 +168,8 @@ out:
  * RELOCATE_BATCH per class-lock hold; returns how many moved.
  */
 #define RELOCATE_BATCH 64
+/* zs_compact waits for RCU grace periods only after freeing this many pages */
+#define COMPACT_WAIT_PAGES 64 /* x 48 bytes of descriptor at most: < one slab page */
 static unsigned relocate_batch(struct zs_pool *pool, struct size_class *class, bool *done)
 {
 	struct zspage *old[RELOCATE_BATCH];
@@ -240,15 +242,20 @@ ZS_EXPORT unsigned long zs_compact(struct zs_pool *pool)
 		}
 	}
 	/* the descriptors of the zspages freed above go back to the slab
-	 * after a grace period: wait for it, so that relocation sees which
-	 * slab pages are sparse, and again after it, so that the pages it
-	 * emptied are released before we return -- unless called inside a
+	 * after a grace period. After a large compaction, wait for it, so
+	 * that relocation sees which slab pages are sparse, and again after
+	 * it, so that the pages it emptied are released before we return. A
+	 * grace period costs 1-2 ms (liburcu-bp polls its readers), which a
+	 * small compaction does not pay: under COMPACT_WAIT_PAGES freed pages
+	 * the descriptors freed fill less than one slab page (48 bytes per
+	 * page at most, for one-page zspages); their pages go back as the
+	 * descriptors do, and relocation runs anyway, counting descriptors
+	 * still waiting for their grace period as live. Never inside a
 	 * read-side critical section (a caller of ours using liburcu-bp, or
-	 * a race test), where no grace period can end: the pages then go
-	 * back as the descriptors do */
-	bool wait = !zs_rcu_reading();
+	 * a race test), where no grace period can end. */
+	bool wait = freed >= COMPACT_WAIT_PAGES && !zs_rcu_reading();
 
-	if (freed && wait)
+	if (wait)
 		zs_rcu_barrier();
 	if (relocate_descriptors(pool) && wait)
 		zs_rcu_barrier();
