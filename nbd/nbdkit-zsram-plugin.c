@@ -449,6 +449,8 @@ static void zp_close(void *h)
 {
 	(void)h;
 	if (fetch_sub_relaxed(&connections, 1) == 1) {
+		/* the pool before the heaps: tests/nbd/test_memory.sh reads
+		 * trimmed heaps as "the close has trimmed the pool too" */
 		zs_pool_trim(zsram_pool(store));
 #ifdef __GLIBC__
 		malloc_trim(0);

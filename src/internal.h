@@ -200,6 +200,16 @@ void zs_mutex_destroy(struct zs_mutex *l);
 void zs_mutex_lock_slow(struct zs_mutex *l);
 void zs_mutex_wake(struct zs_mutex *l);
 
+/* Debug builds: the calling thread now owns l (for assert_held). */
+static inline void zs_mutex_note_owner(struct zs_mutex *l)
+{
+#if ZS_DEBUG >= 2
+	store_relaxed(&l->owner, pthread_self());
+	store_relaxed(&l->owned, true);
+#endif
+	(void)l;
+}
+
 static inline void zs_mutex_lock(struct zs_mutex *l)
 {
 	uint32_t c = 0;
@@ -207,10 +217,7 @@ static inline void zs_mutex_lock(struct zs_mutex *l)
 	/* acquire: pairs with zs_mutex_unlock()'s release exchange */
 	if (!__builtin_expect(cas_strong_acquire(&l->state, &c, 1), 1))
 		zs_mutex_lock_slow(l);
-#if ZS_DEBUG >= 2
-	store_relaxed(&l->owner, pthread_self());
-	store_relaxed(&l->owned, true);
-#endif
+	zs_mutex_note_owner(l);
 }
 
 /* Takes the lock if it is free, without waiting. */
@@ -221,10 +228,7 @@ static inline bool zs_mutex_trylock(struct zs_mutex *l)
 	/* acquire: as in zs_mutex_lock() */
 	if (!cas_strong_acquire(&l->state, &c, 1))
 		return false;
-#if ZS_DEBUG >= 2
-	store_relaxed(&l->owner, pthread_self());
-	store_relaxed(&l->owned, true);
-#endif
+	zs_mutex_note_owner(l);
 	return true;
 }
 

@@ -25,6 +25,19 @@ static inline unsigned rng_below(uint64_t *s, unsigned n)
 	return (unsigned)(rng_next(s) % n);
 }
 
+/* Sizes like lz4-compressed pages: a broad peak around 1-1.5 KiB, 5 %
+ * huge (4096), 10 % small. */
+static inline unsigned page_like_len(uint64_t *s)
+{
+	unsigned r = rng_below(s, 100);
+
+	if (r < 5)
+		return 4096;
+	if (r < 15)
+		return 50 + rng_below(s, 300);
+	return 600 + rng_below(s, 1000) + rng_below(s, 1000);
+}
+
 /* A pattern that names its object: any byte from another object or an
  * older version fails the check. */
 static inline void pattern_fill(void *buf, size_t len, uint64_t key)

@@ -175,18 +175,6 @@ static void test_threads(void **state)
 	slab_destroy(&tslab);
 }
 
-/* Lengths like lz4-compressed pages. */
-static unsigned page_like_len(uint64_t *s)
-{
-	unsigned r = rng_below(s, 100);
-
-	if (r < 5)
-		return 4096;
-	if (r < 15)
-		return 50 + rng_below(s, 300);
-	return 600 + rng_below(s, 1000) + rng_below(s, 1000);
-}
-
 static void fill(struct zs_pool *pool, unsigned long *h, unsigned *len, size_t n, uint64_t seed)
 {
 	unsigned char buf[4096];
