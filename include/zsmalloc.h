@@ -239,14 +239,16 @@ void zs_free(struct zs_pool *pool, unsigned long handle);
  * by a thread that goes idle or exits are freed within about 50 ms.
  */
 void zs_free_deferred(struct zs_pool *pool, unsigned long handle);
-/* Returns once every handle queued before the call, by any thread, is freed. */
+/* Returns once every handle queued before the call, by any thread, is freed;
+ * what the drain thread has not taken yet is freed in the calling thread. */
 void zs_free_deferred_flush(struct zs_pool *pool);
 
 /*
  * Work items for a layer above (a store freeing a slot's bookkeeping
  * together with its handle): zs_free_deferred_cookie() queues (handle,
- * cookie) through the same per-thread buffers; the drain side frees handle
- * (when non-zero) and then calls the pool's hook with both. A synchronous
+ * cookie) through the same per-thread buffers; the drain side (the drain
+ * thread, or a thread in zs_free_deferred_flush) frees handle (when
+ * non-zero) and then calls the pool's hook with both. A synchronous
  * fallback calls the hook from the caller's thread. Set the hook before the
  * first deferred free of the pool (-EBUSY after); it runs with no pool lock
  * held and must not call zs_free_deferred_flush().

@@ -22,7 +22,10 @@
  * (ARENA_PREFAULT_LOW), the worker faults free pages in
  * (MADV_POPULATE_WRITE, then a write to each: in a VM the first write can
  * still trap to the hypervisor), ARENA_PREFAULT_BATCH at a time, and puts
- * them in the cache until it is full, ahead of need. Waking the worker is a system
+ * them in the cache ahead of need. A refill's target starts small
+ * (ARENA_PREFAULT_MIN) and doubles with each refill the pool asks for, up to
+ * the cache's capacity; a trim or a decay starts it small again, so that a
+ * pool that grows by a few pages is not handed hundreds it never uses. Waking the worker is a system
  * call and, for an idle CPU, an interprocessor interrupt (a VM exit in a
  * guest: 15-18 us for the waking thread on a 2-CPU VM): the wide gap
  * between the two marks keeps it to one per ~100 pages in a small pool
@@ -151,6 +154,7 @@ int arena_init(struct arena *a, size_t reserve_pages, bool hugepages, unsigned d
 	a->nr_chunks = nr_chunks;
 	a->hugepages = hugepages;
 	a->decay_ms = decay_ms;
+	a->prefault_goal = ARENA_PREFAULT_MIN / 2; /* doubled by the first refill */
 	a->base = vm_reserve(nr_chunks * CHUNK_BYTES, CHUNK_BYTES);
 	if (!a->base)
 		goto fail;
@@ -297,6 +301,22 @@ static unsigned cache_cap_locked(const struct arena *a)
 				       : (unsigned)cap;
 }
 
+/* How many pages a refill fills the cache up to: the goal, within the capacity. */
+static unsigned prefault_target_locked(const struct arena *a)
+{
+	unsigned cap = cache_cap_locked(a);
+
+	return a->prefault_goal < cap ? a->prefault_goal : cap;
+}
+
+/* Fewer cached pages than this make allocation ask for a refill. */
+static unsigned prefault_low_locked(const struct arena *a)
+{
+	unsigned half = prefault_target_locked(a) / 2;
+
+	return half < ARENA_PREFAULT_LOW ? half : ARENA_PREFAULT_LOW;
+}
+
 static void cache_push_locked(struct arena *a, uint32_t pfn)
 {
 	ZS_ASSERT(a->cache_nr < ARENA_CACHE_RING); /* the ring never overflows */
@@ -409,8 +429,12 @@ int arena_alloc_pages(struct arena *a, unsigned n, uint32_t *pfns)
 	}
 	if (!err)
 		store_relaxed(&a->pages_used, a->pages_used + n);
-	if (!err && a->cache_nr < ARENA_PREFAULT_LOW && !a->prefault_wanted)
+	if (!err && a->cache_nr < prefault_low_locked(a) && !a->prefault_wanted) {
+		/* each refill the pool asks for is twice the last one */
+		if (a->prefault_goal < ARENA_CACHE_MAX)
+			a->prefault_goal *= 2;
 		a->prefault_wanted = wake = worker_start_locked(a);
+	}
 	if (!err && note_activity_locked(a))
 		wake = true;
 	pthread_mutex_unlock(&a->lock);
@@ -583,8 +607,7 @@ static void evict(struct arena *a, uint32_t *pfns, unsigned n)
 static void prefault_batch_locked(struct arena *a)
 {
 	uint32_t batch[ARENA_PREFAULT_BATCH];
-	unsigned cap = cache_cap_locked(a);
-	unsigned n = cap - a->cache_nr; /* the worker checked cache_nr < cap */
+	unsigned n = prefault_target_locked(a) - a->cache_nr; /* the worker checked > 0 */
 
 	if (n > ARENA_PREFAULT_BATCH)
 		n = ARENA_PREFAULT_BATCH;
@@ -715,7 +738,7 @@ static void *worker_main(void *arg)
 		if (!a->pending_nr) {
 			/* releases first: this loop comes back here after each
 			 * batch, so queued pages never wait for a whole refill */
-			if (a->prefault_wanted && a->cache_nr < cache_cap_locked(a)) {
+			if (a->prefault_wanted && a->cache_nr < prefault_target_locked(a)) {
 				prefault_batch_locked(a);
 			} else if (a->prefault_wanted) {
 				a->prefault_wanted = false; /* refilled */
@@ -881,6 +904,7 @@ void arena_trim(struct arena *a)
 
 		pthread_mutex_lock(&a->lock);
 		a->prefault_wanted = false;
+		a->prefault_goal = ARENA_PREFAULT_MIN / 2;
 		while (a->cache_nr && nr_out < ARENA_CACHE_RING)
 			out[nr_out++] = cache_pop_oldest_locked(a);
 		while (a->pending_nr && nr_out < ARENA_CACHE_RING)
@@ -967,6 +991,14 @@ void arena_cache_state(struct arena *a, unsigned *capacity, unsigned *cached)
 	pthread_mutex_lock(&a->lock);
 	*capacity = cache_cap_locked(a);
 	*cached = a->cache_nr;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void arena_prefault_state(struct arena *a, unsigned *target, bool *wanted)
+{
+	pthread_mutex_lock(&a->lock);
+	*target = prefault_target_locked(a);
+	*wanted = a->prefault_wanted;
 	pthread_mutex_unlock(&a->lock);
 }
 

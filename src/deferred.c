@@ -45,8 +45,8 @@
  * every slot's 'cur' pointer (written by the owner under it; the owner may
  * read its own without it), and each buffer's 'consumed' (the drainer's).
  * It ranks above the class locks: the drainer drops it while freeing.
- * deferred.pass_lock is held across each whole drain pass (by the drainer,
- * or a flusher where no drainer runs): a pass takes buffers' entries off
+ * deferred.pass_lock is held across each whole drain pass (by the drainer
+ * or a flusher, which drains in its own thread): a pass takes buffers' entries off
  * the shared state into its own work list, and the fork handler takes
  * pass_lock so that no entries are in that list -- owned by a thread the
  * child will not have -- at fork(). pool->setup_lock serialises the
@@ -116,7 +116,6 @@ struct deferred {
 	pthread_mutex_t lock __attribute__((aligned(64)));
 	pthread_mutex_t pass_lock; /* held across each drain_pass: one at a time */
 	pthread_cond_t wake;      /* the drainer waits on it */
-	pthread_cond_t done;      /* flushers wait on it */
 	struct list_node slots;   /* Synchronization: lock */
 	struct dbuf *full, **full_tail; /* handed-off buffers, FIFO. Sync: lock */
 	struct dbuf *spares;      /* Synchronization: lock */
@@ -131,7 +130,6 @@ struct deferred {
 	 * grow with the objects it keeps alive meanwhile. Sync: lock */
 	unsigned long calm_pages;
 	bool kicked;              /* Synchronization: lock */
-	uint64_t flush_req, pass_done;  /* Synchronization: lock */
 	unsigned long retired_queued;   /* Synchronization: lock */
 	unsigned long drained, batches; /* drainer store_relaxed; stats load_relaxed */
 	unsigned long sync_frees;       /* atomic, relaxed (slow path only) */
@@ -250,8 +248,7 @@ struct work {
  * One pass: takes the queue of full buffers and the waiting part of every
  * slot's current buffer, frees them with the lock dropped, recycles the
  * full buffers, and retires the slots of exited threads. Runs on one
- * thread at a time: the drainer, or (with no drainer) a flusher under
- * inline_lock, or destroy.
+ * thread at a time (under pass_lock): the drainer, a flusher, or destroy.
  *
  * The work is taken in rounds of at most 'cap' items; normally one round
  * takes all of it. Out of memory for the work list, the rounds take one
@@ -348,9 +345,7 @@ static void *drain_main(void *arg)
 
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
-		uint64_t req;
-
-		if (!d->kicked && d->flush_req == d->pass_done) {
+		if (!d->kicked) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_nsec += DRAIN_PERIOD_MS * 1000000L;
@@ -360,15 +355,12 @@ static void *drain_main(void *arg)
 			}
 			pthread_cond_timedwait(&d->wake, &d->lock, &ts);
 		}
-		req = d->flush_req;
 		d->kicked = false;
 		pthread_mutex_unlock(&d->lock);
 		pthread_mutex_lock(&d->pass_lock);
 		drain_pass(d);
 		pthread_mutex_unlock(&d->pass_lock);
 		pthread_mutex_lock(&d->lock);
-		d->pass_done = req;
-		pthread_cond_broadcast(&d->done);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
@@ -385,7 +377,6 @@ static void deferred_free_struct(struct deferred *d)
 		free(b);
 	}
 	pthread_cond_destroy(&d->wake);
-	pthread_cond_destroy(&d->done);
 	pthread_mutex_destroy(&d->pass_lock);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
@@ -428,7 +419,6 @@ static struct deferred *deferred_create_locked(struct zs_pool *pool)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->wake, &ca);
 	pthread_condattr_destroy(&ca);
-	pthread_cond_init(&d->done, NULL);
 	while (d->nr_spares < d->max_spares) {
 		struct dbuf *b = buf_new(d->size);
 		if (!b) {
@@ -657,24 +647,20 @@ ZS_EXPORT int zs_pool_set_deferred_hook(struct zs_pool *pool, zs_deferred_hook h
 ZS_EXPORT void zs_free_deferred_flush(struct zs_pool *pool)
 {
 	struct deferred *d = pool ? load_acquire(&pool->deferred) : NULL;
-	uint64_t target;
 
 	if (!d)
 		return;
-	if (load_relaxed(&d->stop)) {
-		/* no drainer (a fork child, or it could not be started): what
-		 * was queued before is freed here */
-		pthread_mutex_lock(&d->pass_lock);
-		drain_pass(d);
-		pthread_mutex_unlock(&d->pass_lock);
-		return;
-	}
-	pthread_mutex_lock(&d->lock);
-	target = ++d->flush_req;
-	pthread_cond_signal(&d->wake);
-	while (d->pass_done < target)
-		pthread_cond_wait(&d->done, &d->lock);
-	pthread_mutex_unlock(&d->lock);
+	/*
+	 * The pass runs here, in the caller, with or without a drainer: a
+	 * pass the drainer has in progress holds pass_lock and has freed what
+	 * it took when it lets go, and this pass takes everything else queued
+	 * before the call (full buffers and every slot's published count).
+	 * Waking the drainer and waiting for its pass instead cost each flush
+	 * two thread switches (on a VM, an interprocessor interrupt each).
+	 */
+	pthread_mutex_lock(&d->pass_lock);
+	drain_pass(d);
+	pthread_mutex_unlock(&d->pass_lock);
 }
 
 void deferred_destroy(struct zs_pool *pool)
@@ -787,7 +773,6 @@ void deferred_fork_release(struct zs_pool *pool, bool child)
 			 * stayed in the parent: from now on this process frees
 			 * synchronously and flushes drain in place */
 			pthread_cond_init(&d->wake, NULL);
-			pthread_cond_init(&d->done, NULL);
 			store_relaxed(&d->stop, true);
 		}
 		pthread_mutex_unlock(&d->lock);

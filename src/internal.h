@@ -417,8 +417,15 @@ struct arena_chunk {
 #define ARENA_CACHE_SLACK ZS_CHUNK_PAGES
 #define ARENA_CACHE_RING  (ARENA_CACHE_MAX + ARENA_CACHE_SLACK + 2 * ZS_MAX_CHAIN)
 #define ARENA_PENDING_MAX 4096 /* evicted pages queued for the worker (16 MiB) */
-/* a growing pool below this many ready pages has the worker refill the cache */
+/* a growing pool below this many ready pages (or half the refill's
+ * target, if less) has the worker refill the cache */
 #define ARENA_PREFAULT_LOW   32
+/* The first refill after the pool's creation, a trim or a decay faults this
+ * many pages in; each refill a growing pool asks for doubles it, up to the
+ * cache's capacity. A fixed refill to the capacity cost a pool that is
+ * trimmed often (or grows by a few pages) 128 page faults each time --
+ * 40-180 us apiece in a VM -- for pages it never used. */
+#define ARENA_PREFAULT_MIN   16
 #define ARENA_PREFAULT_BATCH 64 /* pages per MADV_POPULATE_WRITE call */
 /* the idle period is this many worker ticks: released after between
  * (TICKS - 1) / TICKS and 1 times decay_ms without allocation or free */
@@ -447,6 +454,10 @@ struct arena {
 					   Synchronization: lock */
 	bool prefault_wanted;           /* the pool grows: refill the cache with
 					   prefaulted pages. Synchronization: lock */
+	unsigned prefault_goal;         /* a refill's target (pages cached), before the
+					   capacity's bound: doubled by each request for a
+					   refill, from ARENA_PREFAULT_MIN / 2 after a trim.
+					   Synchronization: lock */
 	pthread_cond_t work;            /* worker waits for pending pages (CLOCK_MONOTONIC:
 					   it also times the decay ticks) */
 	pthread_cond_t idle;            /* arena_trim waits for transit == 0 */
@@ -639,6 +650,8 @@ void arena_fork_release(struct arena *a, bool child);
 unsigned long arena_resident_pages(struct arena *a);
 /* The cache's capacity now, and the resident free pages it holds (for tests). */
 void arena_cache_state(struct arena *a, unsigned *capacity, unsigned *cached);
+/* Tests: the refill's current target, and whether one is wanted. */
+void arena_prefault_state(struct arena *a, unsigned *target, bool *wanted);
 
 static inline void *arena_page(const struct arena *a, uint32_t pfn)
 {

@@ -252,6 +252,43 @@ static void test_hook(void **state)
 }
 
 /*
+ * A flush frees in the calling thread what the drainer has not taken:
+ * waking the drainer and waiting for its pass cost each flush two thread
+ * switches. 100 items, each queued and flushed at once: the drainer's
+ * periodic pass (every 50 ms) may take one now and then, a flush that
+ * hands its work over takes none.
+ */
+static pthread_t flusher;
+static unsigned on_flusher; /* hook calls in the flushing thread, atomic */
+
+static void thread_hook(void *ctx, unsigned long handle, unsigned long cookie)
+{
+	(void)ctx;
+	(void)handle;
+	(void)cookie;
+	if (pthread_equal(pthread_self(), flusher))
+		__atomic_fetch_add(&on_flusher, 1, __ATOMIC_RELAXED);
+}
+
+static void test_flush_in_caller(void **state)
+{
+	struct zs_pool *pool = zs_create_pool("flush-here");
+
+	(void)state;
+	flusher = pthread_self();
+	on_flusher = 0;
+	assert_int_equal(zs_pool_set_deferred_hook(pool, thread_hook, NULL), 0);
+	for (unsigned long i = 0; i < 100; i++) {
+		zs_free_deferred_cookie(pool, zs_malloc(pool, 500), i);
+		zs_free_deferred_flush(pool);
+	}
+	if (__atomic_load_n(&on_flusher, __ATOMIC_RELAXED) < 90)
+		fail_msg("%u of 100 items freed by the flushing thread", on_flusher);
+	assert_int_equal(objs_used(pool), 0);
+	zs_destroy_pool(pool);
+}
+
+/*
  * zs_pool_set_deferred_hook() racing the pool's first deferred free: the
  * hook call either wins -- returns 0, and the cookie queued at the same
  * time reaches the hook -- or loses with -EBUSY and the hook never runs.
@@ -502,6 +539,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_idle_thread_drained),
 		cmocka_unit_test(test_invalid_deferred),
 		cmocka_unit_test(test_hook),
+		cmocka_unit_test(test_flush_in_caller),
 		cmocka_unit_test(test_hook_race),
 		cmocka_unit_test(test_torture_tiny_buffers),
 		cmocka_unit_test(test_torture_no_spares),

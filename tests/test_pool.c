@@ -737,39 +737,78 @@ static void test_compact_returns_cached(void **state)
 	zs_destroy_pool(pool);
 }
 
+/* Waits, bounded, until the arena's worker has done the refill asked for. */
+static void wait_refilled(struct zs_pool *pool)
+{
+	struct timespec t0, t1;
+	unsigned target;
+	bool wanted;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		arena_prefault_state(&pool->arena, &target, &wanted);
+		if (!wanted)
+			return;
+		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (t1.tv_sec - t0.tv_sec >= 10)
+			fail_msg("the refill of %u pages did not finish", target);
+	}
+}
+
 /*
  * One allocation in a new pool wakes the arena's worker once, which must
- * fault 128 pages in ahead (two batches) and stop there -- with transparent
- * huge pages too, where the writer would otherwise fault each 2 MiB chunk in
- * itself. Waits for that, bounded; a lost wake-up fails it as well.
+ * fault ARENA_PREFAULT_MIN pages in ahead and stop there -- with
+ * transparent huge pages too, where the writer would otherwise fault each
+ * 2 MiB chunk in itself. A pool that keeps growing gets refills twice as
+ * large each time, up to the cache's capacity, within a few refills; a trim
+ * starts them small again. (A refill always to the capacity faulted 128
+ * pages in for one page used.) Waits for the worker, bounded; a lost
+ * wake-up fails it as well.
  */
 static void prefault_case(unsigned flags)
 {
+	enum { N = 600 };
 	struct zs_pool_config cfg = {.flags = flags};
 	struct zs_pool *pool = zs_create_pool_ex("prefault", &cfg);
 	struct zs_pool_stats st;
-	struct timespec t0, t1;
-	unsigned long h;
+	unsigned long h[N];
+	unsigned target, cap, cached, n;
+	bool wanted;
 
 	assert_non_null(pool);
-	h = zs_malloc(pool, 4000); /* one page */
-	assert_true(h != 0);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	do {
-		zs_pool_stats(pool, &st);
-		if (st.pages_prefaulted >= 128)
-			break;
-		sched_yield();
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-	} while (t1.tv_sec - t0.tv_sec < 10);
-	if (st.pages_prefaulted < 128)
-		fail_msg("flags %#x: %lu pages prefaulted, 128 expected", flags,
-			 st.pages_prefaulted);
+	h[0] = zs_malloc(pool, 4000); /* one page */
+	assert_true(h[0] != 0);
+	wait_refilled(pool);
 	zs_pool_stats(pool, &st);
-	assert_int_equal(st.pages_prefaulted, 128); /* and no more */
+	if (st.pages_prefaulted != ARENA_PREFAULT_MIN)
+		fail_msg("flags %#x: %lu pages prefaulted, %u expected", flags,
+			 st.pages_prefaulted, ARENA_PREFAULT_MIN);
 	if (!(flags & ZS_POOL_HUGEPAGES)) /* else whole chunks count as resident */
-		assert_int_equal(st.pages_resident - st.pages_allocated, 128);
-	zs_free(pool, h);
+		assert_int_equal(st.pages_resident - st.pages_allocated, ARENA_PREFAULT_MIN);
+
+	/* growing: 8 + 16 + 32 + 64 pages used take the target to 128 */
+	for (n = 1; n < N; n++) {
+		arena_prefault_state(&pool->arena, &target, &wanted);
+		arena_cache_state(&pool->arena, &cap, &cached);
+		if (target == cap)
+			break;
+		h[n] = zs_malloc(pool, 4000);
+		assert_true(h[n] != 0);
+		wait_refilled(pool);
+	}
+	assert_int_equal(cap, ARENA_CACHE_MIN);
+	if (n > 8 + 16 + 32 + 64 + 1)
+		fail_msg("flags %#x: the refill's target reached %u after %u pages", flags, cap, n);
+	zs_pool_stats(pool, &st);
+	/* every page prefaulted was either used or is still cached */
+	assert_true(st.pages_prefaulted <= n + cached);
+
+	zs_pool_trim(pool);
+	arena_prefault_state(&pool->arena, &target, &wanted);
+	assert_int_equal(target, ARENA_PREFAULT_MIN / 2);
+	for (unsigned i = 0; i < n; i++)
+		zs_free(pool, h[i]);
 	zs_destroy_pool(pool);
 }
 
