@@ -3,7 +3,10 @@
  * bench-density: memory density of libzsmalloc against the kernel's zram on
  * the same real pages, after filling, after freeing a random fraction, and
  * after compaction; RSS-based density including all metadata; how much RSS
- * falls per page compaction frees; what zs_defrag gives back.
+ * falls per page compaction frees; what zs_defrag gives back; and the
+ * class table's bound: the density if every zspage were full (each object
+ * charged its share of a full zspage of its class), against which the
+ * partly filled zspages (one per class in use, at least) are what is left.
  *
  *   bench-density [--input PATH]... [--size MIB] [--codec lz4] [--repeat N]
  *                 [--chain N] [--free-fraction F] [--seed N] [--no-zram]
@@ -35,6 +38,8 @@ struct result {
 	double rss_compacted;   /* live payload / RSS growth after compaction */
 	double rss_fall_ratio;  /* RSS fall / (pages compaction freed * 4096) */
 	double defrag_chunks;   /* chunks zs_defrag gave back */
+	double bound;           /* payload / what it would take with every zspage full */
+	double partial_mib;     /* memory held after filling beyond that bound */
 	double ok;
 };
 
@@ -49,6 +54,31 @@ static struct {
 	int zram;
 } opt = { .size_mib = 256, .codec = "lz4", .repeat = 3, .chain = 8, .free_fraction = 0.5,
 	  .seed = 1, .zram = 1 };
+
+/*
+ * The class table's bound after filling: each object charged its share of
+ * a full zspage of its class (pages * 4096 / objects; a huge object one
+ * page), as if no zspage were partly empty. What the pool holds beyond
+ * that is its partly filled zspages (at least one per class in use).
+ */
+static double class_bound_bytes(struct zs_pool *pool, const struct blobs *b)
+{
+	static double share_of_index[4096];
+	unsigned n = zs_class_count(pool);
+	size_t huge = zs_huge_class_size(pool);
+	struct zs_class_stats cs;
+	double bytes = 0;
+
+	for (unsigned k = 0; k < n; k++)
+		if (zs_class_stats(pool, k, &cs) == 0 && cs.index < 4096)
+			share_of_index[cs.index] = (double)cs.pages_per_zspage * 4096 /
+						   cs.objs_per_zspage;
+	for (size_t i = 0; i < b->n; i++)
+		bytes += b->len[i] >= huge ? 4096
+			 : share_of_index[zs_lookup_class_index(
+				   pool, (unsigned)b->len[i] + ZS_OBJ_HEADER_SIZE) & 4095];
+	return bytes;
+}
 
 static int run_zs(const struct blobs *b, const uint32_t *order, size_t nfree, struct result *r)
 {
@@ -72,6 +102,9 @@ static int run_zs(const struct blobs *b, const uint32_t *order, size_t nfree, st
 	rss1 = bench_rss_anon();
 	r->density[FILL] = (double)live / ((double)zs_get_total_pages(pool) * 4096);
 	r->rss_density = (double)live / (double)(rss1 - rss0);
+	double bound = class_bound_bytes(pool, b);
+	r->bound = (double)live / bound;
+	r->partial_mib = ((double)zs_get_total_pages(pool) * 4096 - bound) / (1 << 20);
 
 	for (size_t k = 0; k < nfree; k++) {
 		size_t i = order[k];
@@ -242,6 +275,8 @@ int main(int argc, char **argv)
 	       MED(zs, nz, density[FREED]), MED(zs, nz, density[COMPACTED]));
 	printf("%-14s %10.3f %12s %14.3f\n", "  by RSS", MED(zs, nz, rss_density), "",
 	       MED(zs, nz, rss_compacted));
+	printf("%-14s %10.3f   (every zspage full; partly filled ones hold %.1f MiB more)\n",
+	       "  class bound", MED(zs, nz, bound), MED(zs, nz, partial_mib));
 	if (nk) {
 		printf("%-14s %10.3f %12.3f %14.3f\n", "kernel zram", MED(kz, nk, density[FILL]),
 		       MED(kz, nk, density[FREED]), MED(kz, nk, density[COMPACTED]));
