@@ -73,10 +73,11 @@ static double class_bound_bytes(struct zs_pool *pool, const struct blobs *b)
 		if (zs_class_stats(pool, k, &cs) == 0 && cs.index < 4096)
 			share_of_index[cs.index] = (double)cs.pages_per_zspage * 4096 /
 						   cs.objs_per_zspage;
-	for (size_t i = 0; i < b->n; i++)
-		bytes += b->len[i] >= huge ? 4096
-			 : share_of_index[zs_lookup_class_index(
-				   pool, (unsigned)b->len[i] + ZS_OBJ_HEADER_SIZE) & 4095];
+	for (size_t i = 0; i < b->n; i++) {
+		unsigned idx = zs_lookup_class_index(pool, (unsigned)b->len[i] + ZS_OBJ_HEADER_SIZE);
+
+		bytes += b->len[i] >= huge || idx >= 4096 ? 4096 : share_of_index[idx];
+	}
 	return bytes;
 }
 

@@ -25,8 +25,9 @@
  * them in the cache ahead of need. A refill's target starts small
  * (ARENA_PREFAULT_MIN) and doubles with each refill the pool asks for, up to
  * the cache's capacity; a trim or a decay starts it small again, so that a
- * pool that grows by a few pages is not handed hundreds it never uses. Waking the worker is a system
- * call and, for an idle CPU, an interprocessor interrupt (a VM exit in a
+ * pool that grows by a few pages is not handed hundreds it never uses.
+ * Waking the worker is a system call and, for an idle CPU, an
+ * interprocessor interrupt (a VM exit in a
  * guest: 15-18 us for the waking thread on a 2-CPU VM): the wide gap
  * between the two marks keeps it to one per ~100 pages in a small pool
  * and ~480 in a large one, and the allocator signals after dropping the

@@ -131,7 +131,9 @@ struct deferred {
 	unsigned long calm_pages;
 	bool kicked;              /* Synchronization: lock */
 	unsigned long retired_queued;   /* Synchronization: lock */
-	unsigned long drained, batches; /* drainer store_relaxed; stats load_relaxed */
+	unsigned long drained, batches; /* written by a drain pass (the drainer's or a
+					   flusher's), so under pass_lock: a plain add with
+					   store_relaxed; stats load_relaxed */
 	unsigned long sync_frees;       /* atomic, relaxed (slow path only) */
 	pthread_t thread;
 };
